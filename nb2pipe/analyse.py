@@ -1,0 +1,433 @@
+"""Stage 3: sections -> data flow between tasks.
+
+Rule (SPEC §2): a read of a name binds to the LAST earlier section that
+defines OR MUTATES it.  Walking the sections in notebook order with a table
+``producer[name]`` gives exactly that.  The result says, for every task, which
+names it takes from which task, which parameters, helpers and imports it
+uses, and which names it must return (its products).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from . import codes
+from .flow import BUILTINS, Definition, ImportFact, Ref, SectionFacts, StateFact, walk_section
+from .model import Diagnostic, Layout, Location, Notebook, Section, TaskKind
+from .scope import Free
+
+# Values that are never products: what they are cannot be saved meaningfully.
+NOT_PRODUCTS = frozenset({"import", "function", "class", "figure", "unpicklable"})
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Who gave a name its current value, as of some point in the notebook."""
+
+    kind: str          # "task", "parameter", "setup", "helper", "skip", "test", "deleted"
+    section: str
+    ref: Ref
+
+
+@dataclass(frozen=True)
+class TaskFlow:
+    """The data flow of one task."""
+
+    section: Section
+    facts: SectionFacts
+    inputs: tuple[tuple[str, str], ...]      # (name, producing task), in first-read order
+    params: tuple[str, ...]
+    helpers: tuple[str, ...]                 # names imported from helpers.py
+    imports: tuple[ImportFact, ...]
+    upstream: tuple[str, ...]
+    prelude: tuple[StateFact, ...]
+    outputs: tuple[str, ...] = ()
+    kinds: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.section.name
+
+
+@dataclass(frozen=True)
+class TestFlow:
+    """A ``test`` cell and the task products it needs."""
+
+    section: Section
+    target: str
+    inputs: tuple[tuple[str, str], ...]
+    imports: tuple[ImportFact, ...]
+    helpers: tuple[str, ...]
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything ``plan`` needs about the notebook's data flow."""
+
+    tasks: tuple[TaskFlow, ...]
+    tests: tuple[TestFlow, ...]
+    parameters: dict[str, object]
+    setup: SectionFacts | None
+    helpers: tuple[Definition, ...]
+    helper_globals: dict[str, tuple[str, ...]]
+    helper_imports: tuple[ImportFact, ...]
+    requirements: tuple[str, ...]
+
+
+class _State:
+    """What is known at a point of the notebook while walking it in order."""
+
+    def __init__(self) -> None:
+        self.producer: dict[str, Producer] = {}
+        self.functions: dict[str, Free] = {}
+        self.modules: dict[str, str] = {}
+        self.imports: dict[str, ImportFact] = {}
+        self.definitions: dict[str, Definition] = {}
+        self.param_order: dict[str, tuple[str, ...]] = {}
+        self.states: list[tuple[str, StateFact]] = []
+        self.draws: list[tuple[str, Ref]] = []
+
+
+class Analyser:
+    """Walks the sections of one notebook in order (see module docstring)."""
+
+    def __init__(self, notebook: Notebook, layout: Layout) -> None:
+        self.nb = notebook
+        self.layout = layout
+        self.path = notebook.display
+        self.found: list[Diagnostic] = []
+        self.s = _State()
+        self.trees: dict[int, ast.Module] = {}
+        self.parameters: dict[str, object] = {}
+        self.setup: SectionFacts | None = None
+        self.tasks: list[TaskFlow] = []
+        self.tests: list[TestFlow] = []
+        self.later_binds: dict[str, Ref] = {}
+
+    def loc(self, ref: Ref) -> Location:
+        return Location(self.path, ref.cell + 1, ref.line, ref.col)
+
+    # --- driver ----------------------------------------------------------------
+    def run(self) -> tuple[Analysis, list[Diagnostic]]:
+        for section in self.layout.sections:
+            facts = self.walk(section)
+            handler = {TaskKind.TASK: self.task, TaskKind.SETUP: self.setup_section,
+                       TaskKind.PARAMETERS: self.parameters_section,
+                       TaskKind.SKIP: self.skip, TaskKind.TEST: self.test}[section.kind]
+            handler(section, facts)
+        tasks = self.with_outputs()
+        helpers, globals_, helper_imports = self.helpers()
+        analysis = Analysis(tuple(tasks), tuple(self.tests), dict(self.parameters), self.setup,
+                            helpers, globals_, helper_imports, self.requirements())
+        return analysis, self.found
+
+    def walk(self, section: Section) -> SectionFacts:
+        cells = []
+        for index in section.cells:
+            cell = self.nb.cells[index]
+            cells.append((index, cell.code, self.tree(index)))
+        facts = walk_section(cells, self.s.functions, self.s.modules, self.s.param_order)
+        for ref in facts.star_imports:
+            module = ref.name.split()[1]
+            self.found.append(codes.make("NB304", self.loc(ref), detail=ref.name, module=module))
+        for ref in facts.dynamic:
+            self.found.append(codes.make("NB307", self.loc(ref), detail=ref.name))
+        return facts
+
+    def tree(self, index: int) -> ast.Module:
+        if index not in self.trees:
+            self.trees[index] = ast.parse(self.nb.cells[index].code)
+        return self.trees[index]
+
+    # --- sections ----------------------------------------------------------------
+    def task(self, section: Section, facts: SectionFacts) -> None:
+        inputs, params, helpers, imports = self.resolve(section, facts)
+        for ref in facts.global_stmts:
+            self.found.append(codes.make("NB311", self.loc(ref), detail="global " + ref.name))
+        for name in ("product", "upstream"):
+            if any(r.name == name for r in facts.binds + facts.maybe):
+                ref = next(r for r in facts.binds + facts.maybe if r.name == name)
+                self.found.append(codes.make("NB312", self.loc(ref), detail=repr(name)))
+        prelude = self.prelude(section, facts)
+        upstream = tuple(dict.fromkeys([t for _, t in inputs] + list(section.after)))
+        self.tasks.append(TaskFlow(section, facts, inputs, params, helpers, imports,
+                                   upstream, prelude, kinds=dict(facts.kinds)))
+        self.record(section, facts, "task")
+
+    def setup_section(self, section: Section, facts: SectionFacts) -> None:
+        inputs, _, _, _ = self.resolve(section, facts)
+        for name, task in inputs:
+            ref = next(r for r in facts.reads if r.name == name)
+            self.found.append(codes.make("NB303", self.loc(ref), detail=repr(name),
+                                         other=f"in task {task}, after this setup cell"))
+        self.setup = facts
+        self.record(section, facts, "setup")
+
+    def parameters_section(self, section: Section, facts: SectionFacts) -> None:
+        for index in section.cells:
+            for stmt in self.tree(index).body:
+                self.parameter(index, stmt)
+        self.record(section, facts, "parameter")
+
+    def parameter(self, index: int, stmt: ast.stmt) -> None:
+        """``NAME = literal``: anything else is not a pipeline parameter."""
+        where = Location(self.path, index + 1, stmt.lineno, stmt.col_offset + 1)
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)):
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)) or (
+                    isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+                return
+            self.found.append(codes.make("NB211", where, detail="only `NAME = literal` lines "
+                                                                "can be parameters"))
+            return
+        try:
+            value = ast.literal_eval(stmt.value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            self.found.append(codes.make("NB211", where, detail=f"{stmt.targets[0].id} is not "
+                                                                "a literal value"))
+            return
+        if not _yaml_exact(value):
+            self.found.append(codes.make("NB211", where, detail=f"{stmt.targets[0].id} = "
+                                         f"{type(value).__name__} cannot be a YAML parameter "
+                                         "(use a list, dict, str, number, bool or None)"))
+            return
+        self.parameters[stmt.targets[0].id] = value
+
+    def skip(self, section: Section, facts: SectionFacts) -> None:
+        """Skipped cells define nothing for the pipeline; remember where for messages."""
+        for ref in facts.binds + facts.maybe:
+            self.s.producer.setdefault(ref.name, Producer("skip", section.name, ref))
+
+    def test(self, section: Section, facts: SectionFacts) -> None:
+        inputs, params, helpers, imports = self.resolve(section, facts)
+        self.tests.append(TestFlow(section, section.target, inputs, imports, helpers, params))
+
+    # --- resolution ----------------------------------------------------------------
+    def resolve(self, section: Section, facts: SectionFacts):
+        """Bind every read of the section to where its value comes from."""
+        inputs: dict[str, str] = {}
+        params: list[str] = []
+        helpers: list[str] = []
+        imports: dict[str, ImportFact] = {}
+        for ref in facts.reads:
+            self.resolve_one(ref, facts, inputs, params, helpers, imports)
+        for ref in facts.maybe:
+            producer = self.s.producer.get(ref.name)
+            if producer is not None and producer.kind == "task" and ref.name not in inputs:
+                inputs[ref.name] = producer.section
+        for ref in facts.states:
+            pass
+        return tuple(inputs.items()), tuple(params), tuple(helpers), tuple(imports.values())
+
+    def resolve_one(self, ref: Ref, facts: SectionFacts, inputs: dict[str, str],
+                    params: list[str], helpers: list[str], imports: dict[str, ImportFact]) -> None:
+        name = ref.name
+        producer = self.s.producer.get(name)
+        kind = producer.kind if producer else None
+        if kind == "import":
+            imports[name] = self.s.imports[name]
+        elif kind == "helper" or kind == "setup":
+            helpers.append(name)
+        elif kind == "task":
+            inputs.setdefault(name, producer.section)
+        elif kind == "parameter":
+            params.append(name)
+        elif name in BUILTINS or name in facts.maybe_local:
+            return
+        elif kind == "skip":
+            self.found.append(codes.make("NB302", self.loc(ref), detail=repr(name),
+                                         other=str(self.loc(producer.ref)),
+                                         related=self.loc(producer.ref)))
+        elif kind == "deleted":
+            self.found.append(codes.make("NB301", self.loc(ref),
+                                         detail=f"{name!r} (deleted at {self.loc(producer.ref)})"))
+        else:
+            later = self.defined_later(name, ref)
+            if later is not None:
+                self.found.append(codes.make("NB303", self.loc(ref), detail=repr(name),
+                                             other=str(self.loc(later)), related=self.loc(later)))
+            else:
+                self.found.append(codes.make("NB301", self.loc(ref), detail=repr(name)))
+
+    def defined_later(self, name: str, ref: Ref) -> Ref | None:
+        """Where ``name`` is bound after ``ref`` (for "used before defined")."""
+        for index, cell in enumerate(self.nb.cells):
+            if index <= ref.cell or cell.kind != "code" or not cell.code.strip():
+                continue
+            try:
+                tree = self.tree(index)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+                    return Ref(name, index, node.lineno, node.col_offset + 1)
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+                    return Ref(name, index, node.lineno, node.col_offset + 1)
+        return None
+
+    def record(self, section: Section, facts: SectionFacts, kind: str) -> None:
+        """After a section: it is now the producer of what it bound or mutated."""
+        s = self.s
+        for fact in facts.imports:
+            s.imports[fact.name] = fact
+            s.modules[fact.name] = fact.module
+            s.producer[fact.name] = Producer("import", section.name, fact.ref)
+        for ref in facts.binds + facts.maybe + facts.mutates:
+            if facts.kinds.get(ref.name) == "import":
+                continue
+            s.producer[ref.name] = Producer(kind, section.name, ref)
+        for name in facts.unbound:
+            ref = next(r for r in facts.deletes if r.name == name)
+            s.producer[name] = Producer("deleted", section.name, ref)
+        for definition in facts.defs:
+            self.define(definition)
+        s.param_order.update(facts.param_order)
+        for fact in facts.states:
+            s.states.append((section.name, fact))
+        for ref in facts.draws:
+            s.draws.append((section.name, ref))
+
+    def define(self, definition: Definition) -> None:
+        """Top-level functions and classes move to helpers.py (one meaning per name)."""
+        s = self.s
+        old = s.definitions.get(definition.name)
+        if old is not None and old.text.strip() != definition.text.strip():
+            self.found.append(codes.make("NB309", self.loc(definition.ref),
+                                         detail=repr(definition.name),
+                                         other=f"first at {self.loc(old.ref)}",
+                                         related=self.loc(old.ref)))
+        s.definitions.setdefault(definition.name, definition)
+        s.functions[definition.name] = definition.free
+        s.producer[definition.name] = Producer("helper", "helpers", definition.ref)
+
+    # --- interpreter state -------------------------------------------------------------
+    def prelude(self, section: Section, facts: SectionFacts) -> tuple[StateFact, ...]:
+        """State set before this task, replicated at its start; seeds checked."""
+        chosen: dict[str, StateFact] = {}
+        for owner, fact in self.s.states:
+            chosen[fact.text] = fact
+            if fact.kind == "seed":
+                self.check_seed(owner, fact, section, facts)
+        for fact in chosen.values():
+            if fact.kind == "setting":
+                continue
+        return tuple(chosen.values())
+
+    def check_seed(self, owner: str, seed: StateFact, section: Section,
+                   facts: SectionFacts) -> None:
+        """A task drawing from a global generator another task drew from differs."""
+        rng = seed.target.rpartition(".")[0] + "."
+        mine = [r for r in facts.draws if r.name.startswith(rng)]
+        if not mine:
+            return
+        before = [(task, r) for task, r in self.s.draws if r.name.startswith(rng)
+                  and (r.cell, r.line) > (seed.ref.cell, seed.ref.line)]
+        if before:
+            task, first = before[0]
+            message = (f"task {section.name!r} draws from the global generator seeded at "
+                       f"{self.loc(seed.ref)}, after task {task!r} drew from it "
+                       f"({self.loc(first)}): its random numbers differ in the pipeline")
+            self.found.append(codes.make("NB405", self.loc(mine[0]), detail=message))
+
+    # --- outputs ---------------------------------------------------------------------
+    def with_outputs(self) -> list[TaskFlow]:
+        """Products: every name a later task reads, plus the notebook's final values."""
+        needed: dict[str, list[str]] = {t.name: [] for t in self.tasks}
+        for flow in [*self.tasks, *self.tests]:
+            for name, task in flow.inputs:
+                needed[task].append(name)
+        final: dict[str, tuple[str, str | None]] = {}
+        for flow in self.tasks:
+            facts = flow.facts
+            for ref in facts.binds + facts.maybe + facts.mutates:
+                if facts.kinds.get(ref.name) == "import":
+                    continue
+                final[ref.name] = (flow.name, facts.kinds.get(ref.name))
+            for name in facts.unbound:
+                final.pop(name, None)
+        for name, (task, kind) in final.items():
+            if self.s.producer.get(name, Producer("", "", Ref("", 0, 0, 0))).section != task:
+                continue
+            if kind in NOT_PRODUCTS or name.startswith("_") or name in self.helper_names():
+                continue
+            flow = next(t for t in self.tasks if t.name == task)
+            if name in flow.facts.loop_targets:
+                continue
+            needed[task].append(name)
+        result = []
+        for flow in self.tasks:
+            order = [r.name for r in flow.facts.binds + flow.facts.maybe + flow.facts.mutates]
+            names = set(needed[flow.name])
+            outputs = tuple(n for n in dict.fromkeys(order) if n in names)
+            result.append(TaskFlow(flow.section, flow.facts, flow.inputs, flow.params,
+                                   flow.helpers, flow.imports, flow.upstream, flow.prelude,
+                                   outputs, flow.kinds))
+        return result
+
+    def helper_names(self) -> set[str]:
+        return set(self.s.definitions)
+
+    # --- helpers.py ------------------------------------------------------------------
+    def helpers(self) -> tuple[tuple[Definition, ...], dict[str, tuple[str, ...]],
+                               tuple[ImportFact, ...]]:
+        """Hoisted definitions, the globals each must now take, and their imports."""
+        s = self.s
+        setup_names = {r.name for r in self.setup.binds} if self.setup else set()
+        local = set(s.definitions) | setup_names
+        globals_: dict[str, tuple[str, ...]] = {}
+        imports: dict[str, ImportFact] = {}
+        for name, definition in s.definitions.items():
+            reads = self.transitive_reads(name, set())
+            for global_name in sorted(definition.free.assigns):
+                self.found.append(codes.make("NB306", self.loc(definition.ref),
+                                             detail=repr(name), other=repr(global_name)))
+            needs = []
+            for other in sorted(reads):
+                if other in s.imports:
+                    imports[other] = s.imports[other]
+                elif other not in local and other not in BUILTINS:
+                    needs.append(other)
+            if needs and definition.kind == "class":
+                self.found.append(codes.make("NB313", self.loc(definition.ref),
+                                             detail=repr(name), other=", ".join(needs)))
+                continue
+            if needs:
+                globals_[name] = tuple(needs)
+        if self.setup:
+            for ref in self.setup.reads:
+                if ref.name in s.imports:
+                    imports[ref.name] = s.imports[ref.name]
+        return tuple(s.definitions.values()), globals_, tuple(imports.values())
+
+    def transitive_reads(self, name: str, seen: set[str]) -> set[str]:
+        seen.add(name)
+        free = self.s.functions.get(name, Free())
+        reads = set(free.reads)
+        for other in list(reads):
+            if other in self.s.definitions and other not in seen:
+                reads |= self.transitive_reads(other, seen)
+        return reads - set(self.s.definitions)
+
+    def requirements(self) -> tuple[str, ...]:
+        found: list[str] = []
+        for cell in self.nb.cells:
+            found += cell.requirements
+        return tuple(dict.fromkeys(found))
+
+
+def _yaml_exact(value: object) -> bool:
+    """True if YAML gives back exactly this value (no tuples, sets, bytes...)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_yaml_exact(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _yaml_exact(v) for k, v in value.items())
+    return False
+
+
+def analyse(notebook: Notebook, layout: Layout) -> tuple[Analysis, list[Diagnostic]]:
+    """The data flow of the notebook's tasks, with every finding as a Diagnostic."""
+    return Analyser(notebook, layout).run()

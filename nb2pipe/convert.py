@@ -1,0 +1,188 @@
+"""The driver: the one place that knows the order of the stages.
+
+    read -> tags -> analyse -> plan -> render -> write
+
+``convert()`` and ``check()`` are the library API the CLI, the Jupyter
+server extension and the batch runner call; they return ``Result`` values
+and raise only for the fatal (``errors.Nb2pipeError``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, codes
+from .analyse import Analysis, analyse
+from .model import Diagnostic, Layout, Location, Notebook, Result, Severity
+from .read import read_notebook
+from .tags import layout as read_layout
+
+NOTEBOOK_SUFFIXES = (".ipynb",)
+TEXT_SUFFIXES = (".py", ".md", ".myst", ".mystnb")
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Front:
+    """The outcome of the analysis stages for one notebook."""
+
+    notebook: Notebook | None
+    layout: Layout | None
+    analysis: Analysis | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.notebook is not None and not any(
+            d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+def front(path: Path) -> Front:
+    """read -> tags -> analyse for one notebook; stops at the first fatal stage."""
+    notebook, found = read_notebook(path)
+    if notebook is None or _errors(found):
+        return Front(notebook, None, None, tuple(found))
+    layout, more = read_layout(notebook)
+    found += more
+    if _errors(found) or not layout.tasks:
+        return Front(notebook, layout, None, tuple(found))
+    analysis, more = analyse(notebook, layout)
+    found += more
+    return Front(notebook, layout, analysis, tuple(found))
+
+
+def _errors(found: list[Diagnostic]) -> bool:
+    return any(d.severity is Severity.ERROR for d in found)
+
+
+def discover(source: Path) -> list[Path]:
+    """The notebooks a path stands for: the file itself, or a folder's notebooks."""
+    if source.is_dir():
+        found = [p for p in sorted(source.rglob("*.ipynb"))
+                 if ".ipynb_checkpoints" not in p.parts and not any(
+                     part.startswith(".") for part in p.relative_to(source).parts)]
+        return found
+    return [source]
+
+
+def check(source: Path) -> list[Result]:
+    """Lint tags and data flow of every notebook; writes nothing."""
+    results = []
+    for path in discover(source):
+        result = front(path)
+        tasks = tuple(s.name for s in result.layout.tasks) if result.layout else ()
+        results.append(Result(str(path), _sorted(result.diagnostics), tasks=tasks))
+    return results
+
+
+def convert(source: Path, out: Path, *, force: bool = False) -> Result:
+    """Convert a notebook (or a folder of notebooks) into one project in ``out``.
+
+    Nothing is written unless every notebook converts without errors.
+    """
+    from . import plan as planning
+    from . import render, write
+
+    paths = discover(source)
+    if not paths:
+        loc = Location(str(source))
+        return Result(str(source), (codes.make("NB105", loc),), out=out)
+    single = source.is_file()
+    fronts = [front(p) for p in paths]
+    found = [d for f in fronts for d in f.diagnostics]
+    found += _name_clashes(fronts)
+    if _errors(found) or not all(f.ok for f in fronts):
+        return Result(str(source), _sorted(found), out=out)
+    plans = [planning.plan(f.notebook, f.analysis, out, single) for f in fronts]
+    files: dict[str, str] = {}
+    for p in plans:
+        files.update(render.render_notebook(p))
+    files.update(_project_files(plans, source, out, single))
+    found += write.preflight(out, files, force)
+    if _errors(found):
+        return Result(str(source), _sorted(found), out=out)
+    manifest = _manifest(plans, files, out)
+    written = write.write(out, files, manifest)
+    tasks = tuple(t.name for p in plans for t in p.tasks)
+    return Result(str(source), _sorted(found), files=tuple(written), out=out, tasks=tasks,
+                  extra={"manifest": manifest})
+
+
+def _name_clashes(fronts: list[Front]) -> list[Diagnostic]:
+    seen: dict[str, Path] = {}
+    found = []
+    for f in fronts:
+        if f.notebook is None:
+            continue
+        other = seen.setdefault(f.notebook.name, f.notebook.path)
+        if other != f.notebook.path:
+            found.append(codes.make("NB504", Location(f.notebook.display),
+                                    detail=f"{other} and {f.notebook.path} would both become "
+                                           f"package {f.notebook.name!r}"))
+    return found
+
+
+def _project_files(plans, source: Path, out: Path, single: bool) -> dict[str, str]:
+    """README, requirements and the conftest that puts the project on sys.path."""
+    from . import render
+
+    modules: set[str] = set()
+    extra = set(render.RUNTIME)
+    for p in plans:
+        for text in [p.helpers_imports, *(t.imports for t in p.tasks)]:
+            for line in text:
+                modules.add(line.split()[1].split(".")[0])
+        formats = {prod.format for t in p.tasks for prod in t.products}
+        extra |= {"pyarrow"} if "parquet" in formats else set()
+        extra |= {"joblib"} if "joblib" in formats else set()
+        extra |= set(p.requirements)
+    modules -= {p.package for p in plans}
+    rel = Path(os.path.relpath(source.resolve(), out.resolve())).as_posix()
+    build = "ploomber build" if single else "\n".join(
+        f"ploomber build -e {p.pipeline_file}" for p in plans)
+    layout = "\n".join(f"- `{p.pipeline_file}`: package `{p.package}/`, tasks "
+                       + ", ".join(f"`{t.name}`" for t in p.tasks) for p in plans)
+    sources = ", ".join(f"`{p.notebook.display}`" for p in plans)
+    title = plans[0].package if single else out.name
+    return {
+        "README.md": render.readme(title, sources, layout, build,
+                                   f"nb2pipe convert {rel} -o ."),
+        "requirements.txt": render.requirements(modules, extra),
+        "conftest.py": render.root_conftest(),
+    }
+
+
+def _manifest(plans, files: dict[str, str], out: Path) -> dict:
+    """The machine-readable record of the conversion (docs/manifest.md)."""
+    from .write import digest
+
+    notebooks = []
+    for p in plans:
+        notebooks.append({
+            "source": Path(os.path.relpath(p.notebook.path.resolve(), out.resolve())).as_posix(),
+            "content_hash": p.notebook.content_hash,
+            "package": p.package,
+            "pipeline": p.pipeline_file,
+            "tasks": [{
+                "name": t.name,
+                "cells": list(t.cells),
+                "upstream": list(t.upstream),
+                "products": [{"variable": x.variable, "path": x.path, "format": x.format}
+                             for x in t.products],
+            } for t in p.tasks],
+        })
+    return {
+        "format_version": MANIFEST_VERSION,
+        "nb2pipe_version": __version__,
+        "notebooks": notebooks,
+        "files": {path: digest(text) for path, text in sorted(files.items())},
+    }
+
+
+def _sorted(found: list[Diagnostic] | tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
+    """Errors first, then by place, for stable output."""
+    return tuple(sorted(found, key=lambda d: (-d.severity, d.location.path,
+                                              d.location.cell or 0, d.location.line or 0,
+                                              d.location.col or 0, d.code)))

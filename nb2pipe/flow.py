@@ -1,0 +1,747 @@
+"""What one section (the cells of a task, setup, test...) reads, binds and mutates.
+
+The walk follows Python's evaluation order at the top level of the cells,
+which is what decides whether a read sees a value from an earlier task or
+one made here: ``x = x + 1`` reads the old ``x``; ``if c: x = 1`` only maybe
+binds ``x``; ``del x`` unbinds it.  Nested scopes are summarised by
+``scope.free_names``; a function's effects on globals apply where the
+function is *used*, not where it is defined (that is when Python runs it).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from dataclasses import dataclass, field
+
+from . import scope
+from .scope import Free
+
+BUILTINS = frozenset(dir(builtins)) | {"display", "get_ipython", "In", "Out", "__file__"}
+
+# Calls that set interpreter state a later task may rely on: dotted name
+# (after resolving imports) -> kind.  Seeds are special: replaying a seed is
+# only exact if nothing drew from the generator in between (see analyse.py).
+STATE_CALLS = {
+    "numpy.random.seed": "seed",
+    "random.seed": "seed",
+    "torch.manual_seed": "seed",
+    "tensorflow.random.set_seed": "seed",
+    "tensorflow.keras.utils.set_random_seed": "seed",
+    "pandas.set_option": "setting",
+    "pandas.options.display": "setting",
+    "matplotlib.use": "setting",
+    "matplotlib.rc": "setting",
+    "matplotlib.pyplot.rc": "setting",
+    "matplotlib.style.use": "setting",
+    "matplotlib.pyplot.style.use": "setting",
+    "matplotlib.pyplot.rcParams.update": "setting",
+    "matplotlib.rcParams.update": "setting",
+    "seaborn.set": "setting",
+    "seaborn.set_theme": "setting",
+    "seaborn.set_style": "setting",
+    "seaborn.set_context": "setting",
+    "seaborn.set_palette": "setting",
+    "warnings.filterwarnings": "setting",
+    "warnings.simplefilter": "setting",
+    "os.chdir": "setting",
+    "sys.path.append": "setting",
+    "sys.path.insert": "setting",
+    "sys.path.extend": "setting",
+    "os.environ.update": "setting",
+    "os.environ.setdefault": "setting",
+    "os.putenv": "setting",
+    "numpy.set_printoptions": "setting",
+    "numpy.seterr": "setting",
+    "logging.basicConfig": "setting",
+    "sklearn.set_config": "setting",
+    "torch.set_default_dtype": "setting",
+    "tqdm.pandas": "setting",
+    "tqdm.tqdm.pandas": "setting",
+}
+# Assignment targets (item or attribute of these) that set state.
+STATE_TARGETS = ("matplotlib.pyplot.rcParams", "matplotlib.rcParams", "os.environ",
+                 "pandas.options", "sys.path", "numpy.random")
+# Global random generators: calls under these draw from them, except these.
+RNG_MODULES = ("numpy.random.", "random.")
+RNG_NOT_DRAWS = frozenset({"seed", "default_rng", "RandomState", "Generator", "SeedSequence",
+                           "get_state", "set_state", "getstate", "setstate", "Random",
+                           "SystemRandom", "PCG64", "MT19937", "BitGenerator"})
+DYNAMIC = frozenset({"exec", "eval", "globals", "locals", "vars"})
+# Top-level expressions that only show something in the notebook.
+DISPLAY_METHODS = frozenset({"head", "tail", "describe", "info", "value_counts", "nunique",
+                             "unique", "memory_usage", "to_string", "get_params"})
+# What a value probably is, from the call that made it (dotted prefixes).
+KIND_BY_CALL = (
+    ("pandas.read_", "dataframe"), ("pandas.DataFrame", "dataframe"),
+    ("pandas.concat", "dataframe"), ("pandas.merge", "dataframe"),
+    ("pandas.get_dummies", "dataframe"), ("pandas.pivot_table", "dataframe"),
+    ("numpy.", "ndarray"), ("sklearn.", "model"), ("xgboost.", "model"),
+    ("lightgbm.", "model"), ("statsmodels.", "model"),
+    ("matplotlib.", "figure"), ("seaborn.", "figure"), ("plotly.", "figure"),
+)
+NOT_DATA_CALLS = frozenset({"open", "iter", "zip", "map", "filter", "enumerate", "reversed"})
+DATAFRAME_METHODS = frozenset({"dropna", "fillna", "drop", "copy", "rename", "sort_values",
+                               "sort_index", "reset_index", "set_index", "merge", "join",
+                               "drop_duplicates", "astype", "replace", "assign", "query",
+                               "select_dtypes", "head", "tail", "sample", "reindex"})
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name at a place: 0-based cell index, 1-based line and column."""
+
+    name: str
+    cell: int
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of a cell's code, for the renderer to remove or replace."""
+
+    cell: int
+    start: tuple[int, int]
+    end: tuple[int, int]
+    replacement: str = ""
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A top-level ``def``/``class``/``f = lambda`` that moves to helpers.py."""
+
+    name: str
+    kind: str
+    text: str
+    span: Span
+    free: Free
+    ref: Ref
+
+
+@dataclass(frozen=True)
+class ImportFact:
+    """A name bound by a top-level import: the statement that recreates it."""
+
+    name: str
+    module: str
+    statement: str
+    ref: Ref
+
+
+@dataclass(frozen=True)
+class StateFact:
+    """A top-level statement that sets interpreter state (seed, options...)."""
+
+    kind: str
+    target: str
+    text: str
+    ref: Ref
+    draws_before: bool = False
+
+
+@dataclass(frozen=True)
+class SectionFacts:
+    """Everything the data-flow analysis needs to know about one section."""
+
+    reads: tuple[Ref, ...] = ()
+    maybe_local: frozenset[str] = frozenset()
+    binds: tuple[Ref, ...] = ()
+    maybe: tuple[Ref, ...] = ()
+    mutates: tuple[Ref, ...] = ()
+    deletes: tuple[Ref, ...] = ()
+    defs: tuple[Definition, ...] = ()
+    imports: tuple[ImportFact, ...] = ()
+    states: tuple[StateFact, ...] = ()
+    draws: tuple[Ref, ...] = ()
+    star_imports: tuple[Ref, ...] = ()
+    dynamic: tuple[Ref, ...] = ()
+    global_stmts: tuple[Ref, ...] = ()
+    aliases: tuple[tuple[Ref, frozenset[str]], ...] = ()
+    kinds: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    loop_targets: frozenset[str] = frozenset()
+    removals: tuple[Span, ...] = ()
+    display_drops: tuple[Ref, ...] = ()
+    unbound: frozenset[str] = frozenset()
+    param_order: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False,
+                                                   compare=False)
+
+
+class _Walker:
+    """Walks the top-level statements of a section in evaluation order."""
+
+    def __init__(self, functions: dict[str, Free], imports: dict[str, str]) -> None:
+        self.functions = dict(functions)
+        self.imports = dict(imports)      # bound name -> dotted module path
+        self.bound: set[str] = set()
+        self.maybe_bound: set[str] = set()
+        self.depth = 0                    # > 0 inside conditional code
+        self.nesting = 0                  # > 0 inside any compound statement
+        self.cell = 0
+        self.lines: list[str] = []
+        self.alias_of: dict[str, set[str]] = {}
+        self.out: dict[str, list] = {k: [] for k in (
+            "reads", "binds", "maybe", "mutates", "deletes", "defs", "imports", "states",
+            "draws", "star_imports", "dynamic", "global_stmts", "aliases", "removals",
+            "display_drops")}
+        self.seen_reads: set[str] = set()
+        self.maybe_local: set[str] = set()
+        self.kinds: dict[str, str] = {}
+        self.loop_targets: set[str] = set()
+        self.param_order: dict[str, tuple[str, ...]] = {}
+
+    # --- recording -----------------------------------------------------------
+    def ref(self, name: str, node: ast.AST) -> Ref:
+        line = getattr(node, "lineno", 1)
+        raw = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        col = len(raw.encode()[: getattr(node, "col_offset", 0)].decode(errors="ignore"))
+        return Ref(name, self.cell, line, col + 1)
+
+    def read(self, name: str, node: ast.AST) -> None:
+        if name in self.bound:
+            return
+        if name in self.maybe_bound:
+            self.maybe_local.add(name)
+        if name not in self.seen_reads:
+            self.seen_reads.add(name)
+            self.out["reads"].append(self.ref(name, node))
+        if name in self.functions:
+            self.use_function(name, node)
+
+    def use_function(self, name: str, node: ast.AST, seen: frozenset[str] = frozenset()) -> None:
+        """A function's global reads and mutations happen where it is used."""
+        effect = self.functions[name]
+        for other in sorted(effect.reads - seen - {name}):
+            if other in self.functions:
+                self.use_function(other, node, seen | {name})
+            elif other not in self.bound:
+                self.read(other, node)
+        for other in sorted(effect.mutates):
+            self.mutate(other, node)
+
+    def bind(self, name: str, node: ast.AST, kind: str | None = None) -> None:
+        self.alias_of.pop(name, None)
+        if kind is None:
+            self.kinds.pop(name, None)
+        else:
+            self.kinds[name] = kind
+        if self.depth:
+            self.maybe_bound.add(name)
+            self.out["maybe"].append(self.ref(name, node))
+        else:
+            self.bound.add(name)
+            self.out["binds"].append(self.ref(name, node))
+        if kind not in ("function", "class"):
+            self.functions.pop(name, None)
+        if kind != "import":
+            self.imports.pop(name, None)
+
+    def mutate(self, name: str, node: ast.AST, seen: frozenset[str] = frozenset()) -> None:
+        """Record a mutation of ``name`` and of everything it may alias."""
+        if name in self.imports or name in seen:
+            return
+        self.read(name, node)
+        self.out["mutates"].append(self.ref(name, node))
+        for source in sorted(self.alias_of.get(name, ())):
+            self.mutate(source, node, seen | {name})
+
+    def resolve(self, node: ast.AST) -> str | None:
+        """``np.random.seed`` -> "numpy.random.seed" when ``np`` is an import."""
+        name = scope.dotted(node)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        if head not in self.imports:
+            return None
+        return self.imports[head] + ("." + rest if rest else "")
+
+    # --- statements ----------------------------------------------------------
+    def run(self, cell: int, code: str, tree: ast.Module) -> None:
+        self.cell, self.lines = cell, code.splitlines()
+        for stmt in tree.body:
+            self.top_statement(stmt)
+
+    def top_statement(self, node: ast.stmt) -> None:
+        """Top-level statements can be hoisted, replicated or dropped."""
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            self.record_import(node, hoist=True)
+            return
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            self.statement(node)
+            self.record_definition(node, node.name, "class" if isinstance(node, ast.ClassDef)
+                                   else "function", scope.free_names(node))
+            return
+        if self.is_lambda_definition(node):
+            target = node.targets[0].id  # type: ignore[attr-defined]
+            value: ast.Lambda = node.value  # type: ignore[attr-defined]
+            for default in [*value.args.defaults, *(d for d in value.args.kw_defaults if d)]:
+                self.expr(default)
+            self.bind(target, node, "function")
+            self.functions[target] = scope.free_names(value)
+            self.param_order[target] = tuple(a.arg for a in [*value.args.posonlyargs,
+                                                             *value.args.args])
+            self.record_definition(node, target, "function", self.functions[target])
+            return
+        self.record_state(node)
+        if self.record_display(node):
+            return
+        self.statement(node)
+
+    @staticmethod
+    def is_lambda_definition(node: ast.stmt) -> bool:
+        return (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Lambda))
+
+    def statement(self, node: ast.stmt) -> None:
+        handler = getattr(self, "stmt_" + type(node).__name__, None)
+        if handler is None:
+            self.generic(node)
+        else:
+            handler(node)
+
+    def block(self, body: list[ast.stmt], conditional: bool = True) -> None:
+        self.depth += conditional
+        self.nesting += 1
+        for stmt in body:
+            self.statement(stmt)
+        self.nesting -= 1
+        self.depth -= conditional
+
+    def generic(self, node: ast.AST) -> None:
+        """Statements without special rules: evaluate every expression in order."""
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                self.statement(child)
+            elif isinstance(child, ast.expr):
+                self.expr(child)
+
+    def stmt_Expr(self, node: ast.Expr) -> None:
+        value = node.value
+        if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                and value.func.id == "display" and "display" not in self.bound):
+            self.out["display_drops"].append(self.ref("display", node))
+            self.out["removals"].append(self.span(node, "pass"))
+            return
+        self.expr(value)
+
+    def stmt_Assign(self, node: ast.Assign) -> None:
+        self.expr(node.value)
+        kind = self.kind_of(node.value)
+        for target in node.targets:
+            self.assign_target(target, node, kind)
+            self.record_alias(target, node.value)
+
+    def stmt_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.expr(node.value)
+        self.expr(node.annotation)
+        if node.value is not None or not isinstance(node.target, ast.Name):
+            self.assign_target(node.target, node, self.kind_of(node.value))
+
+    def stmt_AugAssign(self, node: ast.AugAssign) -> None:
+        self.expr(node.value)
+        target = node.target
+        if isinstance(target, ast.Name):
+            self.read(target.id, target)
+            kind = self.kinds.get(target.id)
+            self.bind(target.id, target, kind)
+        else:
+            self.assign_target(target, node, None)
+
+    def assign_target(self, target: ast.AST, node: ast.AST, kind: str | None) -> None:
+        if isinstance(target, ast.Name):
+            self.bind(target.id, target, kind)
+            return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self.assign_target(elt, node, None)
+            return
+        if isinstance(target, ast.Starred):
+            self.assign_target(target.value, node, None)
+            return
+        # Attribute or subscript: evaluate it, then the root object changes.
+        self.expr(target)
+        root = scope.root_name(target)
+        if root is not None:
+            self.mutate(root.id, root)
+
+    def stmt_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                self.read(target.id, target)
+                self.bound.discard(target.id)
+                self.out["deletes"].append(self.ref(target.id, target))
+            else:
+                self.assign_target(target, node, None)
+
+    def stmt_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self.expr(node.iter)
+        self.depth += 1
+        sources = self.alias_sources(node.iter)
+        for name in scope.target_names(node.target):
+            self.bind(name.id, name)
+            self.loop_targets.add(name.id)
+            if sources:
+                self.alias_of[name.id] = set(sources)
+        if not scope.target_names(node.target):
+            self.assign_target(node.target, node, None)
+        self.depth -= 1
+        self.block(node.body)
+        self.block(node.orelse)
+
+    stmt_AsyncFor = stmt_For
+
+    def stmt_While(self, node: ast.While) -> None:
+        self.expr(node.test)
+        self.block(node.body)
+        self.block(node.orelse)
+
+    def stmt_If(self, node: ast.If) -> None:
+        """Names bound on both branches are bound after the ``if``."""
+        self.expr(node.test)
+        before = set(self.bound)
+        self.block(node.body)
+        after_body = self.bound - before
+        self.bound = set(before)
+        self.block(node.orelse)
+        after_else = self.bound - before
+        self.bound = before | (after_body & after_else)
+
+    def stmt_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.expr(item.context_expr)
+            if item.optional_vars is not None:
+                self.assign_target(item.optional_vars, node, None)
+        self.block(node.body, conditional=False)
+
+    stmt_AsyncWith = stmt_With
+
+    def stmt_Try(self, node: ast.Try) -> None:
+        self.block(node.body)
+        for handler in node.handlers:
+            if handler.type is not None:
+                self.expr(handler.type)
+            self.depth += 1
+            if handler.name:
+                self.bind(handler.name, handler)
+            self.depth -= 1
+            self.block(handler.body)
+        self.block(node.orelse)
+        self.block(node.finalbody, conditional=False)
+
+    stmt_TryStar = stmt_Try
+
+    def stmt_Match(self, node: ast.Match) -> None:
+        self.expr(node.subject)
+        for case in node.cases:
+            self.depth += 1
+            for sub in ast.walk(case.pattern):
+                if isinstance(sub, (ast.MatchValue, ast.MatchClass)):
+                    self.expr(sub.value if isinstance(sub, ast.MatchValue) else sub.cls)
+            for name in scope.pattern_names(case.pattern):
+                self.bind(name, case.pattern)
+            if case.guard is not None:
+                self.expr(case.guard)
+            self.depth -= 1
+            self.block(case.body)
+
+    def stmt_Global(self, node: ast.Global | ast.Nonlocal) -> None:
+        self.out["global_stmts"].append(self.ref(", ".join(node.names), node))
+
+    stmt_Nonlocal = stmt_Global
+
+    def stmt_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        self.record_import(node, hoist=False)
+
+    stmt_ImportFrom = stmt_Import
+
+    def stmt_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        for deco in node.decorator_list:
+            self.expr(deco)
+        if isinstance(node, ast.ClassDef):
+            for base in [*node.bases, *(k.value for k in node.keywords)]:
+                self.expr(base)
+            effect = scope.free_names(node)
+            body_reads = self.class_body_reads(node)
+            for name in sorted(body_reads):
+                self.read(name, node)
+            kind = "class"
+        else:
+            args = node.args
+            for default in [*args.defaults, *(d for d in args.kw_defaults if d)]:
+                self.expr(default)
+            effect = scope.free_names(node)
+            kind = "function"
+        self.bind(node.name, node, kind)
+        self.functions[node.name] = effect
+
+    stmt_AsyncFunctionDef = stmt_ClassDef = stmt_FunctionDef
+
+    @staticmethod
+    def class_body_reads(node: ast.ClassDef) -> set[str]:
+        """Names a class body reads while the class is being created."""
+        scan = scope._Scan()
+        for stmt in node.body:
+            scan.visit(stmt)
+        return scan.loads - scan.stores
+
+    # --- expressions ---------------------------------------------------------
+    def expr(self, node: ast.AST) -> None:
+        _Expr(self).visit(node)
+
+    def call_effects(self, node: ast.Call) -> None:
+        """Mutations and state effects of a call, after its parts are evaluated."""
+        receiver = scope.mutated_receiver(node)
+        if receiver is not None:
+            self.mutate(receiver.id, receiver)
+        target = self.resolve(node.func)
+        if target is not None and target.startswith(RNG_MODULES):
+            if target.rpartition(".")[2] not in RNG_NOT_DRAWS:
+                self.out["draws"].append(self.ref(target, node))
+        mutated_arg = MUTATED_ARG.get(target or "")
+        if mutated_arg is None and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in scope.MUTATING_ARG_METHODS:
+            mutated_arg = 0
+        if mutated_arg is not None and len(node.args) > mutated_arg:
+            root = scope.root_name(node.args[mutated_arg])
+            if root is not None:
+                self.mutate(root.id, root)
+        for keyword in node.keywords:
+            root = scope.root_name(keyword.value)
+            if keyword.arg == "out" and root is not None:
+                self.mutate(root.id, root)
+        if isinstance(node.func, ast.Name) and node.func.id in self.functions:
+            self.param_mutations(node, self.functions[node.func.id])
+        if isinstance(node.func, ast.Name) and node.func.id in DYNAMIC \
+                and node.func.id not in self.bound:
+            self.out["dynamic"].append(self.ref(node.func.id + "()", node))
+
+    def param_mutations(self, node: ast.Call, effect: Free) -> None:
+        """A helper that mutates its parameter mutates what it was given."""
+        if not effect.mutated_params:
+            return
+        params = self.param_order.get(getattr(node.func, "id", ""), ())
+        for i, arg in enumerate(node.args):
+            root = scope.root_name(arg)
+            if root is not None and (i >= len(params) or params[i] in effect.mutated_params):
+                self.mutate(root.id, root)
+        for keyword in node.keywords:
+            root = scope.root_name(keyword.value)
+            if root is not None and (keyword.arg is None or keyword.arg in effect.mutated_params):
+                self.mutate(root.id, root)
+
+    # --- facts about top-level statements --------------------------------------
+    def span(self, node: ast.AST, replacement: str = "") -> Span:
+        start = (node.lineno, self.char_col(node.lineno, node.col_offset))
+        end = (node.end_lineno or node.lineno,
+               self.char_col(node.end_lineno or node.lineno, node.end_col_offset or 0))
+        return Span(self.cell, start, end, replacement)
+
+    def char_col(self, line: int, byte_col: int) -> int:
+        raw = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return len(raw.encode()[:byte_col].decode(errors="ignore"))
+
+    def record_import(self, node: ast.Import | ast.ImportFrom, hoist: bool) -> None:
+        if hoist and not self.nesting:
+            self.out["removals"].append(self.span(node))
+        for alias in node.names:
+            if alias.name == "*":
+                self.out["star_imports"].append(self.ref(f"from {node.module} import *", node))
+                continue
+            name, module, statement = import_binding(node, alias)
+            self.bind(name, node, "import")
+            self.imports[name] = module
+            if hoist and not self.nesting:
+                self.out["imports"].append(ImportFact(name, module, statement,
+                                                      self.ref(name, node)))
+
+    def record_definition(self, node: ast.stmt, name: str, kind: str, free: Free) -> None:
+        start = node.lineno
+        decorators = getattr(node, "decorator_list", [])
+        if decorators:
+            start = min(d.lineno for d in decorators)
+        first = max(start - 1, 0)
+        text = "\n".join(self.lines[first: node.end_lineno])
+        span = Span(self.cell, (start, 0), (node.end_lineno or start,
+                                            len(self.lines[(node.end_lineno or start) - 1])))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self.param_order[name] = tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args])
+        self.out["defs"].append(Definition(name, kind, text, span, free, self.ref(name, node)))
+        self.out["removals"].append(span)
+
+    def record_state(self, node: ast.stmt) -> None:
+        """Seeds and settings at the top level, to replicate into later tasks."""
+        target, kind = None, None
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            target = self.resolve(node.value.func)
+            kind = STATE_CALLS.get(target or "")
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for each in targets:
+                resolved = self.resolve(each.value) if isinstance(
+                    each, (ast.Subscript, ast.Attribute)) else None
+                if resolved and resolved.startswith(STATE_TARGETS):
+                    target, kind = resolved, "setting"
+        if kind is None:
+            return
+        text = "\n".join(self.lines[node.lineno - 1: node.end_lineno]).strip()
+        drawn = bool(self.out["draws"])
+        self.out["states"].append(StateFact(kind, target or "", text, self.ref(target or "", node),
+                                            drawn))
+
+    def record_display(self, node: ast.stmt) -> bool:
+        """Bare expressions at the top level only show a value: drop them."""
+        if not isinstance(node, ast.Expr):
+            return False
+        value = node.value
+        shown = isinstance(value, (ast.Name, ast.Attribute, ast.Subscript, ast.Constant))
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            shown = (value.func.attr in DISPLAY_METHODS and scope.root_name(value.func) is not None
+                     and not value.args and not value.keywords
+                     and scope.root_name(value.func).id not in self.imports)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+            shown = value.func.id == "display" and "display" not in self.bound
+            if shown:
+                self.out["display_drops"].append(self.ref("display", node))
+        if not shown:
+            return False
+        for part in value.args if isinstance(value, ast.Call) and isinstance(
+                value.func, ast.Name) else [value]:
+            self.expr(part)
+        self.out["removals"].append(self.span(node))
+        return True
+
+    def record_alias(self, target: ast.AST, value: ast.AST) -> None:
+        if not isinstance(target, ast.Name):
+            return
+        sources = self.alias_sources(value)
+        if sources:
+            self.alias_of[target.id] = sources
+            self.out["aliases"].append((self.ref(target.id, target), frozenset(sources)))
+
+    def alias_sources(self, value: ast.AST) -> set[str]:
+        """Names whose objects ``value`` shares (``b = a``, ``[a, b]``)."""
+        if isinstance(value, ast.Name):
+            return {value.id} | self.alias_of.get(value.id, set())
+        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+            found: set[str] = set()
+            for elt in value.elts:
+                found |= self.alias_sources(elt)
+            return found
+        if isinstance(value, ast.Dict):
+            found = set()
+            for elt in value.values:
+                found |= self.alias_sources(elt)
+            return found
+        return set()
+
+    def kind_of(self, value: ast.AST | None) -> str | None:
+        """A best guess of what a value is, to pick its serializer."""
+        if value is None:
+            return None
+        if isinstance(value, ast.Constant) and not isinstance(value.value, (bytes, complex)):
+            return "json"
+        if isinstance(value, (ast.List, ast.Dict)) and all(
+                isinstance(n, (ast.Constant, ast.List, ast.Dict, ast.Load))
+                for n in ast.walk(value) if n is not value):
+            return "json"
+        if isinstance(value, (ast.GeneratorExp, ast.Lambda)):
+            return "unpicklable" if isinstance(value, ast.GeneratorExp) else "function"
+        if isinstance(value, ast.Call):
+            if isinstance(value.func, ast.Name) and value.func.id in NOT_DATA_CALLS:
+                return "unpicklable"
+            target = self.resolve(value.func) or ""
+            for prefix, kind in KIND_BY_CALL:
+                if target.startswith(prefix):
+                    return kind
+            if isinstance(value.func, ast.Attribute):
+                receiver = scope.root_name(value.func.value)
+                owner = self.kinds.get(receiver.id) if receiver else None
+                if owner == "dataframe" and value.func.attr in DATAFRAME_METHODS:
+                    return "dataframe"
+                if owner == "model" and value.func.attr == "fit":
+                    return "model"
+        return None
+
+    def facts(self) -> SectionFacts:
+        out = self.out
+        return SectionFacts(
+            reads=tuple(out["reads"]), maybe_local=frozenset(self.maybe_local),
+            binds=tuple(out["binds"]), maybe=tuple(out["maybe"]),
+            mutates=tuple(out["mutates"]), deletes=tuple(out["deletes"]),
+            defs=tuple(out["defs"]), imports=tuple(out["imports"]),
+            states=tuple(out["states"]), draws=tuple(out["draws"]),
+            star_imports=tuple(out["star_imports"]), dynamic=tuple(out["dynamic"]),
+            global_stmts=tuple(out["global_stmts"]), aliases=tuple(out["aliases"]),
+            kinds=dict(self.kinds), loop_targets=frozenset(self.loop_targets),
+            removals=tuple(out["removals"]), display_drops=tuple(out["display_drops"]),
+            unbound=frozenset(r.name for r in out["deletes"]) - self.bound,
+            param_order=dict(self.param_order),
+        )
+
+
+MUTATED_ARG = scope.MUTATING_FUNCTIONS
+
+
+class _Expr(ast.NodeVisitor):
+    """Evaluation of one expression at the top level of a section."""
+
+    def __init__(self, walker: _Walker) -> None:
+        self.w = walker
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.w.read(node.id, node)
+        else:
+            self.w.bind(node.id, node)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self.w.bind(node.target.id, node.target, self.w.kind_of(node.value))
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        self.w.call_effects(node)
+
+    def _nested(self, node: ast.AST) -> None:
+        """Comprehensions and lambdas run here: their free names are read now."""
+        if isinstance(node, ast.Lambda):
+            for default in [*node.args.defaults, *(d for d in node.args.kw_defaults if d)]:
+                self.visit(default)
+        else:
+            self.visit(node.generators[0].iter)  # type: ignore[attr-defined]
+        effect = scope.free_names(node)
+        for name in sorted(effect.reads):
+            self.w.read(name, node)
+        for name in sorted(effect.mutates):
+            self.w.mutate(name, node)
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.NamedExpr):
+                self.w.depth += 1
+                self.w.bind(sub.target.id, sub.target)
+                self.w.depth -= 1
+
+    visit_Lambda = visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _nested
+
+
+def import_binding(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> tuple[str, str, str]:
+    """(bound name, dotted path it refers to, a statement that binds just it)."""
+    if isinstance(node, ast.Import):
+        if alias.asname:
+            return alias.asname, alias.name, f"import {alias.name} as {alias.asname}"
+        head = alias.name.partition(".")[0]
+        return head, head, f"import {alias.name}"
+    module = "." * node.level + (node.module or "")
+    as_part = f" as {alias.asname}" if alias.asname else ""
+    return (alias.asname or alias.name, f"{module}.{alias.name}",
+            f"from {module} import {alias.name}{as_part}")
+
+
+def walk_section(cells: list[tuple[int, str, ast.Module]], functions: dict[str, Free],
+                 imports: dict[str, str], param_order: dict[str, tuple[str, ...]]) -> SectionFacts:
+    """The facts of a section given the functions and imports defined before it."""
+    walker = _Walker(functions, imports)
+    walker.param_order = dict(param_order)
+    for index, code, tree in cells:
+        walker.run(index, code, tree)
+    return walker.facts()

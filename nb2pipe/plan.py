@@ -1,0 +1,497 @@
+"""Stage 4: data flow -> every string of the generated project.
+
+The plan decides names, signatures, imports, product paths and formats, and
+the exact code of each function body.  Templates only place these strings
+(no logic in templates); black fixes whitespace afterwards.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import sys
+import textwrap
+import tokenize
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .analyse import Analysis, TaskFlow, TestFlow
+from .flow import BUILTINS, ImportFact, Span
+from .model import Notebook
+
+# The table of product formats: value kind -> (format, file extension).
+SERIALIZERS = {
+    "dataframe": ("parquet", "parquet"),
+    "ndarray": ("npy", "npy"),
+    "model": ("joblib", "joblib"),
+    "json": ("json", "json"),
+    None: ("pickle", "pkl"),
+}
+FORMATS = ("parquet", "pickle", "cloudpickle", "joblib", "npy", "json", "csv")
+PLOT_MODULES = ("matplotlib", "seaborn", "plotly")
+
+
+@dataclass(frozen=True)
+class Product:
+    """One saved value: which variable, where (relative to out/), how."""
+
+    variable: str
+    path: str
+    format: str
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """The strings of one task module and its pipeline.yaml entry."""
+
+    name: str
+    module: str                  # dotted: churn.tasks.clean
+    file: str                    # churn/tasks/clean.py
+    cells: tuple[int, ...]
+    header: str
+    imports: tuple[str, ...]
+    signature: str
+    docstring: str
+    body: str
+    returns: str
+    glue_signature: str
+    glue_call: str
+    glue_saves: tuple[str, ...]
+    upstream: tuple[str, ...]
+    params: tuple[str, ...]
+    products: tuple[Product, ...]
+    positional: tuple[str, ...]
+    keyword: tuple[str, ...]
+    figures: str = ""
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """A generated pytest file for one task."""
+
+    task: str
+    file: str
+    module: str
+    header: str
+    imports: tuple[str, ...]
+    cases: tuple[tuple[str, str, str], ...]   # (test name, loads, body)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``render`` needs, for one notebook."""
+
+    notebook: Notebook
+    package: str
+    tasks: tuple[TaskPlan, ...]
+    tests: tuple[TestPlan, ...]
+    helpers_imports: tuple[str, ...]
+    helpers_body: str
+    has_helpers: bool
+    parameters: dict[str, object]
+    workdir: str
+    requirements: tuple[str, ...]
+    pipeline_file: str
+    env_file: str
+    products_dir: str
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+# --- code editing ----------------------------------------------------------------
+
+def _offsets(code: str) -> list[int]:
+    starts = [0]
+    for line in code.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def _apply(code: str, edits: list[tuple[int, int, str]]) -> str:
+    """Apply non-overlapping (start, end, replacement) edits, last first."""
+    kept: list[tuple[int, int, str]] = []
+    for edit in sorted(edits, key=lambda e: (e[0], -e[1])):
+        if kept and edit[0] < kept[-1][1]:
+            continue  # inside something already replaced (e.g. a hoisted def)
+        kept.append(edit)
+    for start, end, text in reversed(kept):
+        code = code[:start] + text + code[end:]
+    return code
+
+
+def _span_edit(code: str, span: Span, starts: list[int]) -> tuple[int, int, str]:
+    start = starts[span.start[0] - 1] + span.start[1]
+    end = starts[span.end[0] - 1] + span.end[1]
+    if not span.replacement:
+        rest = code[end:]
+        stripped = rest.lstrip(" \t")
+        if stripped.startswith(";"):
+            end += len(rest) - len(stripped) + 1
+    return start, end, span.replacement
+
+
+def _call_edits(code: str, helper_globals: dict[str, tuple[str, ...]],
+                starts: list[int]) -> list[tuple[int, int, str]]:
+    """Pass the globals a helper reads: ``f(x)`` -> ``f(x, g=g)``."""
+    if not helper_globals:
+        return []
+    tree = ast.parse(code)
+    edits = []
+    calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+                and node.id in helper_globals):
+            continue
+        names = helper_globals[node.id]
+        extra = ", ".join(f"{n}={n}" for n in names)
+        call = calls.get(id(node))
+        line = code.splitlines()
+        if call is None:
+            start = starts[node.lineno - 1] + _char(line, node.lineno, node.col_offset)
+            end = starts[node.end_lineno - 1] + _char(line, node.end_lineno, node.end_col_offset)
+            edits.append((start, end, f"functools.partial({node.id}, {extra})"))
+            continue
+        end = starts[call.end_lineno - 1] + _char(line, call.end_lineno, call.end_col_offset) - 1
+        args = [*call.args, *call.keywords]
+        if args:
+            last = args[-1]
+            after = starts[last.end_lineno - 1] + _char(line, last.end_lineno, last.end_col_offset)
+            between = code[after:end].split("#")[0]
+            extra = extra if "," in between else ", " + extra
+        edits.append((end, end, extra))
+    return edits
+
+
+def _char(lines: list[str], line: int, byte_col: int) -> int:
+    raw = lines[line - 1] if 0 < line <= len(lines) else ""
+    return len(raw.encode()[:byte_col].decode(errors="ignore"))
+
+
+def edit_cell(code: str, cell: int, spans: list[Span],
+              helper_globals: dict[str, tuple[str, ...]]) -> str:
+    """A cell's code with hoisted/dropped statements removed and helper calls rewritten."""
+    starts = _offsets(code)
+    edits = [_span_edit(code, s, starts) for s in spans if s.cell == cell]
+    edits += _call_edits(code, helper_globals, starts)
+    text = _apply(code, edits)
+    lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join(_drop_masked(lines)).strip("\n")
+
+
+def _drop_masked(lines: list[str]) -> list[str]:
+    """Magics masked by the reader are comments starting with ``# %`` / ``# !``."""
+    return [line for line in lines if not line.lstrip().startswith(("# %", "# !"))]
+
+
+def indent(code: str, prefix: str = "    ") -> str:
+    """Indent code, leaving the inside of multi-line strings untouched."""
+    inside: set[int] = set()
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
+                inside.update(range(tok.start[0] + 1, tok.end[0] + 1))
+            elif sys.version_info >= (3, 12) and tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+                inside.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    out = []
+    for number, line in enumerate(code.splitlines(), start=1):
+        out.append(line if number in inside or not line.strip() else prefix + line)
+    return "\n".join(out)
+
+
+def loaded_names(code: str) -> set[str]:
+    """Every name the code loads (to import only what a module uses)."""
+    tree = ast.parse(code)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+# --- planning --------------------------------------------------------------------
+
+class Planner:
+    """Computes the strings of one notebook's part of the project."""
+
+    def __init__(self, notebook: Notebook, analysis: Analysis, out: Path, single: bool) -> None:
+        self.nb = notebook
+        self.a = analysis
+        self.pkg = notebook.name
+        self.out = out
+        self.single = single
+        self.spans = [s for t in analysis.tasks for s in t.facts.removals]
+        self.helper_names = {d.name for d in analysis.helpers}
+        setup = analysis.setup
+        self.setup_names = {r.name for r in setup.binds} if setup else set()
+
+    def source_label(self, cells: tuple[int, ...]) -> str:
+        numbers = ", ".join(str(c + 1) for c in cells)
+        word = "cell" if len(cells) == 1 else "cells"
+        return f"{self.nb.display} ({word} {numbers})"
+
+    def header(self, what: str, cells: tuple[int, ...]) -> str:
+        return (f"{what}\n\nGenerated by nb2pipe {__version__} from {self.source_label(cells)}.\n"
+                "Edit freely: nb2pipe will not overwrite a file you changed unless --force.")
+
+    def products(self, flow: TaskFlow) -> tuple[Product, ...]:
+        found = []
+        for name in flow.outputs:
+            fmt, ext = SERIALIZERS.get(flow.kinds.get(name), SERIALIZERS[None])
+            found.append(Product(name, f"products/{self.pkg}/{flow.name}/{name}.{ext}", fmt))
+        return tuple(found)
+
+    def task(self, flow: TaskFlow) -> TaskPlan:
+        helper_globals = self.a.helper_globals
+        parts = []
+        if flow.prelude:
+            lines = [f.text for f in flow.prelude if f.ref.cell not in flow.section.cells]
+            if lines:
+                parts.append("# interpreter state set earlier in the notebook\n" + "\n".join(lines))
+        for cell in flow.section.cells:
+            code = edit_cell(self.nb.cells[cell].code, cell, self.spans, helper_globals)
+            if code.strip():
+                parts.append(f"# notebook cell {cell + 1}\n{code}")
+        body = "\n\n".join(parts)
+        outputs = flow.outputs
+        returns = ""
+        if outputs:
+            returns = "return " + ", ".join(outputs)
+        used = loaded_names(body + "\n" + returns) if body.strip() else set()
+        positional = tuple(name for name, _ in flow.inputs)
+        keyword = tuple(p for p in dict.fromkeys(flow.params))
+        imports = self.imports_for(flow.imports, used, flow)
+        products = self.products(flow)
+        plots = any(f.module.startswith(PLOT_MODULES) for f in self.all_imports(flow)
+                    if f.name in used)
+        return TaskPlan(
+            name=flow.name,
+            module=f"{self.pkg}.tasks.{flow.name}",
+            file=f"{self.pkg}/tasks/{flow.name}.py",
+            cells=flow.section.cells,
+            header=self.header(f"Task `{flow.name}`.", flow.section.cells),
+            imports=imports,
+            signature=self.signature(flow.name, positional, keyword),
+            docstring=self.docstring(flow, products),
+            body=indent(body) if body.strip() else "    pass",
+            returns=("    " + returns) if returns else "",
+            glue_signature=self.glue_signature(flow, keyword),
+            glue_call=self.glue_call(flow, positional, keyword),
+            glue_saves=self.glue_saves(products),
+            upstream=flow.upstream,
+            params=keyword,
+            products=products,
+            positional=positional,
+            keyword=keyword,
+            figures=f"products/{self.pkg}/{flow.name}/figures" if plots or not products else "",
+        )
+
+    def all_imports(self, flow: TaskFlow) -> list[ImportFact]:
+        return list(flow.imports) + list(self.a.helper_imports)
+
+    def imports_for(self, facts: tuple[ImportFact, ...], used: set[str],
+                    flow: TaskFlow | None) -> tuple[str, ...]:
+        """Import statements for the names the module really uses."""
+        known = {f.name: f.statement for f in self.known_imports()}
+        known.update({f.name: f.statement for f in facts})
+        lines = [known[n] for n in sorted(used) if n in known]
+        if "functools" in used and "functools" not in known:
+            lines.append("import functools")
+        ours = sorted(n for n in used if (n in self.helper_names or n in self.setup_names)
+                      and n not in known)
+        if flow is not None:
+            lines.append(f"from {self.pkg} import serializers")
+        if ours:
+            lines.append(f"from {self.pkg}.helpers import {', '.join(ours)}")
+        return tuple(dict.fromkeys(lines))
+
+    def known_imports(self) -> list[ImportFact]:
+        found = list(self.a.helper_imports)
+        for flow in self.a.tasks:
+            found += flow.imports
+        return found
+
+    def signature(self, name: str, positional: tuple[str, ...], keyword: tuple[str, ...]) -> str:
+        args = list(positional)
+        if keyword:
+            args.append("*")
+            args += [f"{k}={self.a.parameters[k]!r}" for k in keyword]
+        return f"def {name}({', '.join(args)}):"
+
+    def docstring(self, flow: TaskFlow, products: tuple[Product, ...]) -> str:
+        lines = [f"Cells {', '.join(str(c + 1) for c in flow.section.cells)} of "
+                 f"{self.nb.display}, as a function."]
+        if flow.inputs:
+            lines.append("")
+            lines.append("Inputs: " + ", ".join(f"{n} (from task {t})" for n, t in flow.inputs)
+                         + ".")
+        if flow.params:
+            lines.append("Parameters: " + ", ".join(flow.params) + ".")
+        if products:
+            lines.append("Returns: " + ", ".join(p.variable for p in products) + ".")
+        return "\n    ".join(lines)
+
+    @staticmethod
+    def glue_signature(flow: TaskFlow, keyword: tuple[str, ...]) -> str:
+        args = ["product"] + (["upstream"] if flow.upstream else []) + ["workdir"] + list(keyword)
+        return f"def run({', '.join(args)}):"
+
+    def glue_call(self, flow: TaskFlow, positional: tuple[str, ...],
+                  keyword: tuple[str, ...]) -> str:
+        args = [f'{n}=serializers.load(upstream["{t}"]["{n}"])' for n, t in flow.inputs]
+        args += [f"{k}={k}" for k in keyword]
+        target = "result = " if flow.outputs else ""
+        return f"{target}{flow.name}({', '.join(args)})"
+
+    @staticmethod
+    def glue_saves(products: tuple[Product, ...]) -> tuple[str, ...]:
+        if len(products) == 1:
+            p = products[0]
+            return (f'serializers.save(result, product["{p.variable}"], "{p.format}")',)
+        return tuple(f'serializers.save(result[{i}], product["{p.variable}"], "{p.format}")'
+                     for i, p in enumerate(products))
+
+    def test(self, task: TaskPlan, tests: list[TestFlow], producers: dict[str, TaskPlan]) -> TestPlan:
+        cases = []
+        imports: list[str] = []
+        for flow in tests:
+            cell = flow.section.cells[0]
+            code = edit_cell(self.nb.cells[cell].code, cell, [], self.a.helper_globals)
+            loads = []
+            for name, producer in flow.inputs:
+                product = next((p for p in producers[producer].products if p.variable == name),
+                               None)
+                if product is not None:
+                    loads.append(f'{name} = load_product("{product.path}")')
+            for name in flow.params:
+                loads.append(f"{name} = {self.a.parameters.get(name)!r}")
+            used = loaded_names(code) if code.strip() else set()
+            imports += self.imports_for(flow.imports, used, None)
+            body = indent(code) if code.strip() else ""
+            cases.append((f"test_cell_{cell + 1}", indent("\n".join(loads)) if loads else "",
+                          body or "    pass"))
+        return TestPlan(
+            task=task.name,
+            file=f"tests/test_{self.pkg}_{task.name}.py" if not self.single
+            else f"tests/test_{task.name}.py",
+            module=task.module,
+            header=self.header(f"Tests of task `{task.name}`.", task.cells),
+            imports=tuple(dict.fromkeys(imports)),
+            cases=tuple(cases),
+        )
+
+    def helpers(self) -> tuple[tuple[str, ...], str]:
+        """helpers.py: setup code and every hoisted function or class."""
+        parts = []
+        setup = self.a.setup
+        setup_cells = ()
+        if setup is not None:
+            setup_cells = tuple(dict.fromkeys(r.cell for r in setup.binds + setup.reads))
+        setup_spans = list(setup.removals) if setup else []
+        for cell in sorted(set(setup_cells)):
+            code = edit_cell(self.nb.cells[cell].code, cell, setup_spans, {})
+            state = [f.text for f in setup.states] if setup else []
+            kept = "\n".join(l for l in code.splitlines() if l.strip() not in state)
+            if kept.strip():
+                parts.append(f"# notebook cell {cell + 1}\n{kept}")
+        for definition in self.a.helpers:
+            text = self.helper_text(definition)
+            parts.append(f"# notebook cell {definition.ref.cell + 1}\n{text}")
+        body = "\n\n\n".join(parts)
+        used = loaded_names(body) if body.strip() else set()
+        known = {f.name: f.statement for f in self.known_imports()}
+        lines = [known[n] for n in sorted(used) if n in known]
+        if "functools" in used and "functools" not in known:
+            lines.append("import functools")
+        return tuple(dict.fromkeys(lines)), body
+
+    def helper_text(self, definition) -> str:
+        """A hoisted definition, taking the globals it reads as keyword arguments."""
+        text = textwrap.dedent(definition.text)
+        text = edit_cell(text, -1, [], self.a.helper_globals)
+        needs = self.a.helper_globals.get(definition.name, ())
+        if not needs:
+            return text
+        node = ast.parse(text).body[-1]
+        if isinstance(node, ast.Assign):
+            return _lambda_with(text, node, needs)
+        return _def_with(text, node, needs)
+
+    def plan(self) -> Plan:
+        tasks = tuple(self.task(flow) for flow in self.a.tasks)
+        by_name = {t.name: t for t in tasks}
+        tests = []
+        for task in tasks:
+            mine = [t for t in self.a.tests if t.target == task.name]
+            tests.append(self.test(task, mine, by_name))
+        helpers_imports, helpers_body = self.helpers()
+        workdir = os.path.relpath(self.nb.path.resolve().parent, self.out.resolve())
+        return Plan(
+            notebook=self.nb,
+            package=self.pkg,
+            tasks=tasks,
+            tests=tuple(tests),
+            helpers_imports=helpers_imports,
+            helpers_body=helpers_body,
+            has_helpers=bool(helpers_body.strip()),
+            parameters=dict(self.a.parameters),
+            workdir=Path(workdir).as_posix(),
+            requirements=self.a.requirements,
+            pipeline_file="pipeline.yaml" if self.single else f"pipeline.{self.pkg}.yaml",
+            env_file="env.yaml" if self.single else f"env.{self.pkg}.yaml",
+            products_dir=f"products/{self.pkg}",
+        )
+
+
+def _offset_of(text: str, line: int, byte_col: int) -> int:
+    lines = text.splitlines(keepends=True)
+    return sum(len(l) for l in lines[: line - 1]) + _char([l.rstrip("\n") for l in lines],
+                                                          line, byte_col)
+
+
+def _def_close(text: str, node: ast.FunctionDef) -> int:
+    """Offset of the ``)`` that closes a def's parameter list."""
+    start = _offset_of(text, node.lineno, node.col_offset)
+    depth = 0
+    readline = io.StringIO(text[start:]).readline
+    base = _offsets(text[start:])
+    for tok in tokenize.generate_tokens(readline):
+        if tok.type == tokenize.OP and tok.string == "(":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string == ")":
+            depth -= 1
+            if depth == 0:
+                return start + base[tok.start[0] - 1] + tok.start[1]
+    raise ValueError(f"cannot find the parameter list of {node.name}")
+
+
+def _def_with(text: str, node: ast.FunctionDef, needs: tuple[str, ...]) -> str:
+    """``def f(x):`` -> ``def f(x, *, g):`` (before ``**kwargs`` if there is one)."""
+    args = node.args
+    star = "" if args.kwonlyargs or args.vararg else "*, "
+    if args.kwarg is not None:
+        at = _offset_of(text, args.kwarg.lineno, args.kwarg.col_offset) - 2
+        return text[:at] + star + ", ".join(needs) + ", " + text[at:]
+    close = _def_close(text, node)
+    existing = bool(args.args or args.posonlyargs or args.kwonlyargs or args.vararg)
+    between = text[:close].rstrip()
+    comma = "" if not existing or between.endswith(",") else ", "
+    return text[:close] + comma + star + ", ".join(needs) + text[close:]
+
+
+def _lambda_with(text: str, node: ast.Assign, needs: tuple[str, ...]) -> str:
+    """``f = lambda x: ...`` -> ``f = lambda x, *, g: ...``."""
+    lam: ast.Lambda = node.value  # type: ignore[assignment]
+    target = ast.get_source_segment(text, node.targets[0])
+    body = ast.get_source_segment(text, lam.body)
+    has_args = lam.args.args or lam.args.posonlyargs or lam.args.kwonlyargs or lam.args.vararg \
+        or lam.args.kwarg
+    existing = ast.unparse(lam.args) if has_args else ""
+    star = "" if lam.args.kwonlyargs or lam.args.vararg else "*, "
+    params = (existing + ", " if existing else "") + star + ", ".join(needs)
+    if lam.args.kwarg is not None:
+        params = ast.unparse(lam.args).replace("**", star + ", ".join(needs) + ", **", 1)
+    return f"{target} = lambda {params}: {body}"
+
+
+def plan(notebook: Notebook, analysis: Analysis, out: Path, single: bool = True) -> Plan:
+    """Compute every string of the generated files for one notebook."""
+    return Planner(notebook, analysis, out, single).plan()
