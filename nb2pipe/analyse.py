@@ -88,6 +88,7 @@ class _State:
         self.param_order: dict[str, tuple[str, ...]] = {}
         self.states: list[tuple[str, StateFact]] = []
         self.draws: list[tuple[str, Ref]] = []
+        self.kinds: dict[str, str] = {}
 
 
 class Analyser:
@@ -128,7 +129,8 @@ class Analyser:
         for index in section.cells:
             cell = self.nb.cells[index]
             cells.append((index, cell.code, self.tree(index)))
-        facts = walk_section(cells, self.s.functions, self.s.modules, self.s.param_order)
+        facts = walk_section(cells, self.s.functions, self.s.modules, self.s.param_order,
+                             self.s.kinds)
         for ref in facts.star_imports:
             module = ref.name.split()[1]
             self.found.append(codes.make("NB304", self.loc(ref), detail=ref.name, module=module))
@@ -153,7 +155,11 @@ class Analyser:
         prelude = self.prelude(section, facts)
         upstream = tuple(dict.fromkeys([t for _, t in inputs] + list(section.after)))
         self.tasks.append(TaskFlow(section, facts, inputs, params, helpers, imports,
-                                   upstream, prelude, kinds=dict(facts.kinds)))
+                                   upstream, prelude, kinds={**self.s.kinds, **facts.kinds}))
+        used = {r.name for r in facts.reads} | {r.name for r in facts.binds}
+        if section.name in used or section.name in self.s.producer:
+            self.found.append(codes.make("NB308", Location(self.path, section.tag_cell + 1),
+                                         detail=section.name))
         self.record(section, facts, "task")
 
     def setup_section(self, section: Section, facts: SectionFacts) -> None:
@@ -284,6 +290,7 @@ class Analyser:
         for definition in facts.defs:
             self.define(definition)
         s.param_order.update(facts.param_order)
+        s.kinds.update(facts.kinds)
         for fact in facts.states:
             s.states.append((section.name, fact))
         for ref in facts.draws:

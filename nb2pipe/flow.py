@@ -189,6 +189,7 @@ class _Walker:
         self.kinds: dict[str, str] = {}
         self.loop_targets: set[str] = set()
         self.param_order: dict[str, tuple[str, ...]] = {}
+        self.known_kinds: dict[str, str] = {}
 
     # --- recording -----------------------------------------------------------
     def ref(self, name: str, node: ast.AST) -> Ref:
@@ -656,7 +657,9 @@ class _Walker:
                     return kind
             if isinstance(value.func, ast.Attribute):
                 receiver = scope.root_name(value.func.value)
-                owner = self.kinds.get(receiver.id) if receiver else None
+                owner = None
+                if receiver is not None:
+                    owner = self.kinds.get(receiver.id, self.known_kinds.get(receiver.id))
                 if owner == "dataframe" and value.func.attr in DATAFRAME_METHODS:
                     return "dataframe"
                 if owner == "model" and value.func.attr == "fit":
@@ -738,10 +741,12 @@ def import_binding(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> tuple
 
 
 def walk_section(cells: list[tuple[int, str, ast.Module]], functions: dict[str, Free],
-                 imports: dict[str, str], param_order: dict[str, tuple[str, ...]]) -> SectionFacts:
-    """The facts of a section given the functions and imports defined before it."""
+                 imports: dict[str, str], param_order: dict[str, tuple[str, ...]],
+                 kinds: dict[str, str] | None = None) -> SectionFacts:
+    """The facts of a section given what the sections before it defined."""
     walker = _Walker(functions, imports)
     walker.param_order = dict(param_order)
+    walker.known_kinds = dict(kinds or {})
     for index, code, tree in cells:
         walker.run(index, code, tree)
     return walker.facts()

@@ -1,0 +1,5 @@
+"""``python -m nb2pipe``."""
+
+from .cli import run
+
+run()

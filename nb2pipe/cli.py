@@ -1,0 +1,120 @@
+"""The ``nb2pipe`` command: parse arguments, call the library, print results.
+
+Kept thin on purpose: every decision is made in ``convert.py`` and the
+stages; this module only formats ``Result`` values and maps failures to
+exit codes (0 ok, 1 findings or failed conversion, 2 usage, 123 internal).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 123
+
+
+def _print(result) -> None:
+    for diagnostic in result.diagnostics:
+        click.echo(diagnostic.format(), err=diagnostic.severity.name == "ERROR")
+
+
+def _summary(diagnostics) -> str:
+    counts = {}
+    for d in diagnostics:
+        key = d.severity.name.lower()
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in sorted(counts.items())) \
+        or "no findings"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nb2pipe")
+def main() -> None:
+    """Turn tagged Jupyter notebooks into tested Ploomber pipelines."""
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Folder of the generated project (created if missing).")
+@click.option("--force", is_flag=True,
+              help="Overwrite generated files even if you edited them since.")
+def convert(source: Path, out: Path, force: bool) -> None:
+    """Convert NOTEBOOK (or every notebook in a FOLDER) into a pipeline project."""
+    from .convert import convert as run
+
+    _require(source)
+    result = run(source, out, force=force)
+    _print(result)
+    if not result.ok:
+        click.echo(f"nb2pipe: nothing written ({_summary(result.diagnostics)})", err=True)
+        sys.exit(EXIT_FINDINGS)
+    click.echo(f"wrote {len(result.files)} files to {out} (tasks: {', '.join(result.tasks)})")
+    click.echo(f"next: cd {out} && ploomber build && pytest")
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+def check(sources: tuple[Path, ...]) -> None:
+    """Lint tags and data flow of notebooks without writing anything.
+
+    Exits 1 if any error or warning is found (usable as a pre-commit hook).
+    """
+    from .convert import check as run
+    from .model import Severity
+
+    worst = Severity.INFO
+    for source in sources:
+        _require(source)
+        for result in run(source):
+            _print(result)
+            for d in result.diagnostics:
+                worst = max(worst, d.severity)
+    sys.exit(EXIT_FINDINGS if worst >= Severity.WARNING else EXIT_OK)
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Explain a diagnostic CODE (e.g. NB304)."""
+    from .codes import CODES, explain as text
+
+    found = text(code)
+    if found is None:
+        raise click.UsageError(f"unknown code {code!r}; known codes: {', '.join(CODES)}")
+    click.echo(found)
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        raise click.UsageError(f"{path}: no such file or folder")
+
+
+def run() -> None:
+    """Entry point: map every failure to one message and an exit code."""
+    from .errors import Nb2pipeError
+
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_USAGE if isinstance(error, click.UsageError) else EXIT_FINDINGS)
+    except Nb2pipeError as error:
+        click.echo(f"nb2pipe: {error}", err=True)
+        sys.exit(error.exit_code)
+    except Exception as error:  # a bug: say so, with what to report
+        import traceback
+
+        traceback.print_exc()
+        click.echo(f"nb2pipe: internal error ({type(error).__name__}: {error}); "
+                   "please report it with the notebook", err=True)
+        sys.exit(EXIT_INTERNAL)
