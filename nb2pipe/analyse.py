@@ -19,6 +19,11 @@ from .scope import Free
 
 # Values that are never products: what they are cannot be saved meaningfully.
 NOT_PRODUCTS = frozenset({"import", "function", "class", "figure", "unpicklable"})
+# Producers whose value a task keeps when it only maybe rebinds a name
+# (``if c: x = 1``) or when replicated state (``np.random.seed(SEED)``) reads it.
+PASSED_ON = frozenset({"task", "parameter", "import", "helper", "setup"})
+# Sections that reach the pipeline: findings about their code are reported.
+PIPELINE_KINDS = frozenset({TaskKind.TASK, TaskKind.SETUP, TaskKind.PARAMETERS, TaskKind.TEST})
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class _State:
         self.states: list[tuple[str, StateFact]] = []
         self.draws: list[tuple[str, Ref]] = []
         self.kinds: dict[str, str] = {}
+        self.star_imports: list[Ref] = []
 
 
 class Analyser:
@@ -131,6 +137,9 @@ class Analyser:
             cells.append((index, cell.code, self.tree(index)))
         facts = walk_section(cells, self.s.functions, self.s.modules, self.s.param_order,
                              self.s.kinds)
+        if section.kind not in PIPELINE_KINDS:
+            return facts  # exploration never reaches the pipeline: nothing to report
+        self.s.star_imports += facts.star_imports
         for ref in facts.star_imports:
             module = ref.name.split()[1]
             self.found.append(codes.make("NB304", self.loc(ref), detail=ref.name, module=module))
@@ -145,19 +154,24 @@ class Analyser:
 
     # --- sections ----------------------------------------------------------------
     def task(self, section: Section, facts: SectionFacts) -> None:
-        inputs, params, helpers, imports = self.resolve(section, facts)
+        prelude = self.prelude(section, facts)
+        inputs, params, helpers, imports = self.resolve(section, facts, _state_reads(prelude))
+        imports += self.own_imports(section, facts)
         for ref in facts.global_stmts:
             self.found.append(codes.make("NB311", self.loc(ref), detail="global " + ref.name))
         for name in ("product", "upstream"):
             if any(r.name == name for r in facts.binds + facts.maybe):
                 ref = next(r for r in facts.binds + facts.maybe if r.name == name)
                 self.found.append(codes.make("NB312", self.loc(ref), detail=repr(name)))
-        prelude = self.prelude(section, facts)
         upstream = tuple(dict.fromkeys([t for _, t in inputs] + list(section.after)))
         self.tasks.append(TaskFlow(section, facts, inputs, params, helpers, imports,
-                                   upstream, prelude, kinds={**self.s.kinds, **facts.kinds}))
-        used = {r.name for r in facts.reads} | {r.name for r in facts.binds}
-        if section.name in used or section.name in self.s.producer:
+                                   upstream, prelude, kinds=_kinds_after(self.s.kinds, facts)))
+        # Only module-level names can clash with the task's function: locals
+        # and inputs of the same name shadow it harmlessly inside the body.
+        module_level = {name for name in (r.name for r in facts.reads)
+                        if name in BUILTINS or getattr(self.s.producer.get(name), "kind", "")
+                        in ("import", "helper", "setup")}
+        if section.name in module_level:
             self.found.append(codes.make("NB308", Location(self.path, section.tag_cell + 1),
                                          detail=section.name))
         self.record(section, facts, "task")
@@ -210,21 +224,32 @@ class Analyser:
         inputs, params, helpers, imports = self.resolve(section, facts)
         self.tests.append(TestFlow(section, section.target, inputs, imports, helpers, params))
 
+    def own_imports(self, section: Section, facts: SectionFacts) -> tuple[ImportFact, ...]:
+        """The section's own (hoisted) imports that its code uses: its module needs them too."""
+        used = {node.id for index in section.cells for node in ast.walk(self.tree(index))
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        return tuple(fact for fact in facts.imports if fact.name in used)
+
     # --- resolution ----------------------------------------------------------------
-    def resolve(self, section: Section, facts: SectionFacts):
-        """Bind every read of the section to where its value comes from."""
+    def resolve(self, section: Section, facts: SectionFacts, also: tuple[Ref, ...] = ()):
+        """Bind every read of the section to where its value comes from.
+
+        A name the section only maybe rebinds (``if c: x = 1``) keeps its old
+        value otherwise, so it is taken from its producer like a read; so are
+        the names in ``also`` (what replicated interpreter state reads).
+        """
         inputs: dict[str, str] = {}
         params: list[str] = []
         helpers: list[str] = []
         imports: dict[str, ImportFact] = {}
         for ref in facts.reads:
             self.resolve_one(ref, facts, inputs, params, helpers, imports)
-        for ref in facts.maybe:
+        resolved = {r.name for r in facts.reads}
+        for ref in (*also, *facts.maybe):
             producer = self.s.producer.get(ref.name)
-            if producer is not None and producer.kind == "task" and ref.name not in inputs:
-                inputs[ref.name] = producer.section
-        for ref in facts.states:
-            pass
+            if ref.name not in resolved and producer is not None and producer.kind in PASSED_ON:
+                resolved.add(ref.name)
+                self.resolve_one(ref, facts, inputs, params, helpers, imports)
         return tuple(inputs.items()), tuple(params), tuple(helpers), tuple(imports.values())
 
     def resolve_one(self, ref: Ref, facts: SectionFacts, inputs: dict[str, str],
@@ -249,6 +274,9 @@ class Analyser:
         elif kind == "deleted":
             self.found.append(codes.make("NB301", self.loc(ref),
                                          detail=f"{name!r} (deleted at {self.loc(producer.ref)})"))
+        elif any((r.cell, r.line) <= (ref.cell, ref.line) for r in self.s.star_imports
+                 + list(facts.star_imports)):
+            return  # it may come from the star import, already an error (NB304)
         else:
             later = self.defined_later(name, ref)
             if later is not None:
@@ -290,7 +318,7 @@ class Analyser:
         for definition in facts.defs:
             self.define(definition)
         s.param_order.update(facts.param_order)
-        s.kinds.update(facts.kinds)
+        s.kinds = _kinds_after(s.kinds, facts)
         for fact in facts.states:
             s.states.append((section.name, fact))
         for ref in facts.draws:
@@ -349,9 +377,9 @@ class Analyser:
         for flow in self.tasks:
             facts = flow.facts
             for ref in facts.binds + facts.maybe + facts.mutates:
-                if facts.kinds.get(ref.name) == "import":
+                if flow.kinds.get(ref.name) == "import":
                     continue
-                final[ref.name] = (flow.name, facts.kinds.get(ref.name))
+                final[ref.name] = (flow.name, flow.kinds.get(ref.name))
             for name in facts.unbound:
                 final.pop(name, None)
         for name, (task, kind) in final.items():
@@ -422,6 +450,31 @@ class Analyser:
         for cell in self.nb.cells:
             found += cell.requirements
         return tuple(dict.fromkeys(found))
+
+
+def _kinds_after(before: dict[str, str], facts: SectionFacts) -> dict[str, str]:
+    """What each value is after a section.
+
+    A name the section binds has the kind it gave it, or none when unknown
+    (``df = df.to_dict()`` is no longer a DataFrame); a name it only mutates
+    keeps its kind (``df.dropna(inplace=True)`` is still one).
+    """
+    rebound = {r.name for r in facts.binds + facts.maybe}
+    kept = {name: kind for name, kind in before.items() if name not in rebound}
+    return {**kept, **facts.kinds}
+
+
+def _state_reads(prelude: tuple[StateFact, ...]) -> tuple[Ref, ...]:
+    """The names replicated state statements read, placed where they were written."""
+    refs = []
+    for fact in prelude:
+        try:
+            tree = ast.parse(fact.text)
+        except SyntaxError:
+            continue
+        refs += [Ref(node.id, fact.ref.cell, fact.ref.line, fact.ref.col) for node in ast.walk(tree)
+                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)]
+    return tuple(refs)
 
 
 def _yaml_exact(value: object) -> bool:

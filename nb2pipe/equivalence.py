@@ -1,0 +1,111 @@
+"""Does the generated pipeline reproduce the notebook?  Measure it.
+
+Runs the notebook once in a fresh kernel (``record.run_and_capture``),
+capturing every product variable at the end of its task's last cell; builds
+the generated pipeline with ``ploomber build``; then compares each product
+with the notebook's value (``compare.compare``).  The end-to-end tests and
+``benchmarks/corpus.py`` use it; ``nb2pipe verify`` will build on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compare import compare
+from .record import run_and_capture
+from .write import read_manifest
+
+PLOOMBER = "import sys; from ploomber_cli.cli import cmd_router; sys.exit(cmd_router())"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One product's verdict."""
+
+    task: str
+    variable: str
+    verdict: str      # "same", "differs", "missing-in-notebook", "unpicklable"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome for one notebook."""
+
+    ran: bool
+    built: bool
+    rows: tuple[Row, ...]
+    error: str = ""
+
+    @property
+    def same(self) -> bool:
+        return self.ran and self.built and all(r.verdict == "same" for r in self.rows)
+
+    @property
+    def first_divergence(self) -> Row | None:
+        return next((r for r in self.rows if r.verdict != "same"), None)
+
+
+def build(out: Path, pipeline: str, python: str | None = None, timeout: int = 1800):
+    """``ploomber build`` of one generated pipeline; returns the finished process."""
+    command = [python or sys.executable, "-c", PLOOMBER, "build", "-e", pipeline, "--force"]
+    return subprocess.run(command, cwd=out, capture_output=True, text=True, timeout=timeout,
+                          env=_env())
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+
+
+def _serializers(out: Path, package: str):
+    path = out / package / "serializers.py"
+    spec = importlib.util.spec_from_file_location(f"_nb2pipe_io_{package}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check(notebook: Path, out: Path, *, python: str | None = None,
+          timeout: int = 600) -> Report:
+    """Run the notebook, build the pipeline, compare every product."""
+    manifest = read_manifest(out)
+    entry = next(n for n in manifest["notebooks"]
+                 if (out / n["source"]).resolve() == notebook.resolve())
+    tasks = entry["tasks"]
+    boundaries = [(max(t["cells"]), [p["variable"] for p in t["products"]]) for t in tasks]
+    with tempfile.TemporaryDirectory(prefix="nb2pipe-capture-") as tmp:
+        capture = run_and_capture(notebook, boundaries, Path(tmp), timeout=timeout,
+                                  python=python)
+        if not capture.ok:
+            return Report(False, False, (), capture.error)
+        done = build(out, entry["pipeline"], python)
+        if done.returncode != 0:
+            return Report(True, False, (), (done.stderr or done.stdout)[-3000:])
+        io = _serializers(out, entry["package"])
+        rows = []
+        for i, task in enumerate(tasks):
+            for product in task["products"]:
+                rows.append(_row(i, task["name"], product, capture, out, io))
+        return Report(True, True, tuple(rows))
+
+
+def _row(i: int, task: str, product: dict, capture, out: Path, io) -> Row:
+    name = product["variable"]
+    if name in capture.unpicklable.get(i, {}):
+        return Row(task, name, "unpicklable", capture.unpicklable[i][name])
+    stored = capture.captured.get(i, {}).get(name)
+    if stored is None:
+        return Row(task, name, "missing-in-notebook")
+    with open(capture.values_dir / str(i) / stored, "rb") as handle:
+        expected = pickle.load(handle)
+    actual = io.load(out / product["path"])
+    reason = compare(expected, actual)
+    return Row(task, name, "same" if reason is None else "differs", reason or "")
