@@ -95,6 +95,9 @@ class _State:
         self.draws: list[tuple[str, Ref]] = []
         self.kinds: dict[str, str] = {}
         self.star_imports: list[Ref] = []
+        # (task, target, source names, where) of ``b = a`` / ``x = [a, b]`` still live
+        self.aliases: list[tuple[str, str, set[str], Ref]] = []
+        self.alias_breaks: list[tuple[str, Ref, set[str], str, Ref]] = []
 
 
 class Analyser:
@@ -125,6 +128,7 @@ class Analyser:
                        TaskKind.SKIP: self.skip, TaskKind.TEST: self.test}[section.kind]
             handler(section, facts)
         tasks = self.with_outputs()
+        self.report_aliases()
         helpers, globals_, helper_imports = self.helpers()
         analysis = Analysis(tuple(tasks), tuple(self.tests), dict(self.parameters), self.setup,
                             helpers, globals_, helper_imports, self.requirements())
@@ -154,6 +158,12 @@ class Analyser:
 
     # --- sections ----------------------------------------------------------------
     def task(self, section: Section, facts: SectionFacts) -> None:
+        if self.only_definitions(section):
+            # Only imports, defs and classes: they move to helpers.py and the
+            # modules' imports, leaving nothing for a task to do.
+            self.record(section, facts, "task")
+            return
+        self.check_aliases(section, facts)
         prelude = self.prelude(section, facts)
         inputs, params, helpers, imports = self.resolve(section, facts, _state_reads(prelude))
         imports += self.own_imports(section, facts)
@@ -175,6 +185,51 @@ class Analyser:
             self.found.append(codes.make("NB308", Location(self.path, section.tag_cell + 1),
                                          detail=section.name))
         self.record(section, facts, "task")
+
+    def only_definitions(self, section: Section) -> bool:
+        hoisted = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                   ast.ClassDef)
+        return all(isinstance(stmt, hoisted) for index in section.cells
+                   for stmt in self.tree(index).body)
+
+    def check_aliases(self, section: Section, facts: SectionFacts) -> None:
+        """Mutating one of two names that share an object across tasks.
+
+        In the notebook ``b = a`` (task 1) then ``b.append(x)`` (task 2) changes
+        ``a`` too; in the pipeline each is saved and loaded on its own, so it
+        does not.  Whether that matters is decided once every later read is
+        known (``report_aliases``).
+        """
+        mutated = {r.name: r for r in facts.mutates}
+        for owner, target, sources, ref in self.s.aliases:
+            for name, partners in ((target, sources), *((src, {target}) for src in sources)):
+                if name in mutated:
+                    self.s.alias_breaks.append((section.name, mutated[name], set(partners),
+                                                owner, ref))
+        rebound = {r.name for r in facts.binds}
+        kept = []
+        for owner, target, sources, ref in self.s.aliases:
+            if target not in rebound:
+                kept.append((owner, target, sources - rebound, ref))
+        self.s.aliases = [a for a in kept if a[2]]
+        for ref, sources in facts.aliases:
+            self.s.aliases.append((section.name, ref.name, set(sources) - {ref.name}, ref))
+
+    def report_aliases(self) -> None:
+        """NB310 for every alias break whose other name a later section reads."""
+        order = [s.name for s in self.layout.sections]
+        readers = [(t.section.name, {n for n, _ in t.inputs}) for t in (*self.tasks, *self.tests)]
+        for task, ref, partners, owner, alias_ref in self.s.alias_breaks:
+            after = [name for name, reads in readers
+                     if order.index(name) > order.index(task) and reads & partners]
+            if after:
+                partner = sorted(partners)[0]
+                message = (f"task {task!r} changes {ref.name!r} in place, which shares its object "
+                           f"with {partner!r} since {self.loc(alias_ref)} (task {owner!r}); "
+                           f"task {after[0]!r} reads {partner!r} and would not see the change "
+                           "in the pipeline")
+                self.found.append(codes.make("NB310", self.loc(ref), detail=message,
+                                             related=self.loc(alias_ref)))
 
     def setup_section(self, section: Section, facts: SectionFacts) -> None:
         inputs, _, _, _ = self.resolve(section, facts)
@@ -246,6 +301,10 @@ class Analyser:
             self.resolve_one(ref, facts, inputs, params, helpers, imports)
         resolved = {r.name for r in facts.reads}
         for ref in (*also, *facts.maybe):
+            # Loop targets are the documented exception: code that reads one
+            # after an empty loop fails loudly in the pipeline, never wrongly.
+            if ref.name in facts.loop_targets and ref not in also:
+                continue
             producer = self.s.producer.get(ref.name)
             if ref.name not in resolved and producer is not None and producer.kind in PASSED_ON:
                 resolved.add(ref.name)
@@ -388,18 +447,28 @@ class Analyser:
             if kind in NOT_PRODUCTS or name.startswith("_") or name in self.helper_names():
                 continue
             flow = next(t for t in self.tasks if t.name == task)
-            if name in flow.facts.loop_targets:
+            if name in flow.facts.loop_targets or self.maybe_only(flow, name):
                 continue
             needed[task].append(name)
         result = []
         for flow in self.tasks:
-            order = [r.name for r in flow.facts.binds + flow.facts.maybe + flow.facts.mutates]
+            refs = sorted(flow.facts.binds + flow.facts.maybe + flow.facts.mutates,
+                          key=lambda r: (r.cell, r.line, r.col))
+            order = [r.name for r in refs]
             names = set(needed[flow.name])
             outputs = tuple(n for n in dict.fromkeys(order) if n in names)
             result.append(TaskFlow(flow.section, flow.facts, flow.inputs, flow.params,
                                    flow.helpers, flow.imports, flow.upstream, flow.prelude,
                                    outputs, flow.kinds))
         return result
+
+    @staticmethod
+    def maybe_only(flow: TaskFlow, name: str) -> bool:
+        """Bound only on some paths, with no earlier value: it may not exist."""
+        facts = flow.facts
+        definite = {r.name for r in facts.binds + facts.mutates}
+        return name not in definite and name not in {n for n, _ in flow.inputs} \
+            and name not in flow.params
 
     def helper_names(self) -> set[str]:
         return set(self.s.definitions)
@@ -424,6 +493,13 @@ class Analyser:
                     imports[other] = s.imports[other]
                 elif other not in local and other not in BUILTINS:
                     needs.append(other)
+            early = self.definition_time_reads(definition) - local - set(s.imports) - BUILTINS
+            if early and definition.kind != "class":
+                start = Location(self.path, definition.ref.cell + 1, definition.span.start[0],
+                                 definition.span.start[1] + 1)
+                self.found.append(codes.make("NB314", start,
+                                             detail=repr(name), other=", ".join(sorted(early))))
+                continue
             if needs and definition.kind == "class":
                 self.found.append(codes.make("NB313", self.loc(definition.ref),
                                              detail=repr(name), other=", ".join(needs)))
@@ -435,6 +511,19 @@ class Analyser:
                 if ref.name in s.imports:
                     imports[ref.name] = s.imports[ref.name]
         return tuple(s.definitions.values()), globals_, tuple(imports.values())
+
+    @staticmethod
+    def definition_time_reads(definition: Definition) -> set[str]:
+        """Names a def's decorators and default values read when it is defined."""
+        import textwrap
+
+        node = ast.parse(textwrap.dedent(definition.text)).body[-1]
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return set()
+        parts = [*node.decorator_list, *node.args.defaults,
+                 *(d for d in node.args.kw_defaults if d is not None)]
+        return {n.id for part in parts for n in ast.walk(part)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
     def transitive_reads(self, name: str, seen: set[str]) -> set[str]:
         seen.add(name)

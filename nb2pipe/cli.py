@@ -80,7 +80,7 @@ def check(sources: tuple[Path, ...]) -> None:
 @main.command()
 @click.argument("code")
 def explain(code: str) -> None:
-    """Explain a diagnostic CODE (e.g. NB304)."""
+    """Explain a diagnostic CODE, such as NB304, and how to fix it."""
     from .codes import CODES, explain as text
 
     found = text(code)

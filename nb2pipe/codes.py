@@ -123,7 +123,7 @@ _ROWS = [
     Code("NB309", E, "conflicting-definitions", "function or class {detail} is defined twice with different code ({other})",
          "give the definitions different names",
          "Functions and classes move to helpers.py, where a name can mean one thing only."),
-    Code("NB310", W, "cross-task-alias", "{detail}",
+    Code("NB310", E, "cross-task-alias", "{detail}",
          "make an explicit copy (`b = a.copy()`) or keep the mutation in the task that made the alias",
          "Two names refer to one object in the notebook; in the pipeline each is saved and "
          "loaded separately, so mutating one no longer changes the other."),
@@ -136,6 +136,11 @@ _ROWS = [
     Code("NB313", E, "class-reads-task-state", "class {detail} reads {other}, which a task defines",
          "pass the value to the class (e.g. as an __init__ argument)",
          "Classes move to helpers.py, where task variables do not exist."),
+    Code("NB314", E, "definition-reads-task-state",
+         "function {detail} reads {other} in its decorator or default values, which a task defines",
+         "compute the value inside the function, or pass it as an argument",
+         "Functions move to helpers.py, where decorators and defaults run at import time, "
+         "before any task has run."),
     # --- IPython and interpreter state ------------------------------------------
     Code("NB401", I, "magic-dropped", "`{detail}` dropped (display only)", "",
          "Magics that only affect display or timing have no place in a pipeline."),
@@ -169,6 +174,9 @@ _ROWS = [
     Code("NB503", E, "locked", "another nb2pipe is writing {detail}",
          "wait for it to finish; remove {other} if no nb2pipe is running",
          "Two conversions into one folder at once would mix their files."),
+    Code("NB505", I, "generated-lint", "generated {detail}",
+         "usually inherited from the notebook's own code: fix it there",
+         "nb2pipe runs pyflakes over every file it generates; what remains is reported."),
     Code("NB504", E, "name-clash", "{detail}",
          "rename one of the notebooks",
          "Two notebooks would produce the same package name."),

@@ -100,6 +100,8 @@ def convert(source: Path, out: Path, *, force: bool = False) -> Result:
     for p in plans:
         files.update(render.render_notebook(p))
     files.update(_project_files(plans, source, out, single))
+    for path, line, message in render.lint(files):
+        found.append(codes.make("NB505", Location(path), detail=f"code, line {line}: {message}"))
     found += write.preflight(out, files, force)
     if _errors(found):
         return Result(str(source), _sorted(found), out=out)

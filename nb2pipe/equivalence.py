@@ -21,6 +21,8 @@ from .compare import compare
 from .record import run_and_capture
 from .write import read_manifest
 
+# Verdicts that do not count against the pipeline.
+OK = frozenset({"same", "unstable", "unpicklable"})
 PLOOMBER = "import sys; from ploomber_cli.cli import cmd_router; sys.exit(cmd_router())"
 
 
@@ -30,7 +32,7 @@ class Row:
 
     task: str
     variable: str
-    verdict: str      # "same", "differs", "missing-in-notebook", "unpicklable"
+    verdict: str      # "same", "differs", "unstable", "missing-in-notebook", "unpicklable"
     reason: str = ""
 
 
@@ -45,11 +47,12 @@ class Report:
 
     @property
     def same(self) -> bool:
-        return self.ran and self.built and all(r.verdict == "same" for r in self.rows)
+        """Every product equals the notebook's value (unstable ones excepted)."""
+        return self.ran and self.built and all(r.verdict in OK for r in self.rows)
 
     @property
     def first_divergence(self) -> Row | None:
-        return next((r for r in self.rows if r.verdict != "same"), None)
+        return next((r for r in self.rows if r.verdict not in OK), None)
 
 
 def build(out: Path, pipeline: str, python: str | None = None, timeout: int = 1800):
@@ -94,18 +97,52 @@ def check(notebook: Path, out: Path, *, python: str | None = None,
         for i, task in enumerate(tasks):
             for product in task["products"]:
                 rows.append(_row(i, task["name"], product, capture, out, io))
+        if any(r.verdict == "differs" for r in rows):
+            rows = _against_second_run(notebook, boundaries, tasks, capture, rows, timeout,
+                                       python)
         return Report(True, True, tuple(rows))
+
+
+def _against_second_run(notebook: Path, boundaries, tasks, first, rows: list[Row],
+                        timeout: int, python: str | None) -> list[Row]:
+    """Values that differ between two runs of the notebook itself are not the
+    pipeline's fault: mark them ``unstable`` (unseeded randomness, clocks)."""
+    with tempfile.TemporaryDirectory(prefix="nb2pipe-capture-") as tmp:
+        second = run_and_capture(notebook, boundaries, Path(tmp), timeout=timeout, python=python)
+        if not second.ok:
+            return rows
+        index = {t["name"]: i for i, t in enumerate(tasks)}
+        marked = []
+        for row in rows:
+            if row.verdict == "differs":
+                i = index[row.task]
+                a = _captured(first, i, row.variable)
+                b = _captured(second, i, row.variable)
+                if a is not _MISSING and b is not _MISSING and compare(a, b) is not None:
+                    row = Row(row.task, row.variable, "unstable",
+                              "differs between two runs of the notebook itself")
+            marked.append(row)
+        return marked
+
+
+_MISSING = object()
+
+
+def _captured(capture, i: int, name: str):
+    stored = capture.captured.get(i, {}).get(name)
+    if stored is None:
+        return _MISSING
+    with open(capture.values_dir / str(i) / stored, "rb") as handle:
+        return pickle.load(handle)
 
 
 def _row(i: int, task: str, product: dict, capture, out: Path, io) -> Row:
     name = product["variable"]
     if name in capture.unpicklable.get(i, {}):
         return Row(task, name, "unpicklable", capture.unpicklable[i][name])
-    stored = capture.captured.get(i, {}).get(name)
-    if stored is None:
+    expected = _captured(capture, i, name)
+    if expected is _MISSING:
         return Row(task, name, "missing-in-notebook")
-    with open(capture.values_dir / str(i) / stored, "rb") as handle:
-        expected = pickle.load(handle)
     actual = io.load(out / product["path"])
     reason = compare(expected, actual)
     return Row(task, name, "same" if reason is None else "differs", reason or "")

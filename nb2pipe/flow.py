@@ -80,6 +80,9 @@ KIND_BY_CALL = (
     ("lightgbm.", "model"), ("statsmodels.", "model"),
     ("matplotlib.", "figure"), ("seaborn.", "figure"), ("plotly.", "figure"),
 )
+# Kinds that every element of an unpacked value shares: ``fig, ax = plt.subplots()``
+# gives a figure and axes, neither of which is data.
+UNPACKED_KINDS = frozenset({"figure"})
 NOT_DATA_CALLS = frozenset({"open", "iter", "zip", "map", "filter", "enumerate", "reversed"})
 DATAFRAME_METHODS = frozenset({"dropna", "fillna", "drop", "copy", "rename", "sort_values",
                                "sort_index", "reset_index", "set_index", "merge", "join",
@@ -159,7 +162,7 @@ class SectionFacts:
     global_stmts: tuple[Ref, ...] = ()
     aliases: tuple[tuple[Ref, frozenset[str]], ...] = ()
     kinds: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
-    loop_targets: frozenset[str] = frozenset()
+    loop_targets: frozenset[str] = frozenset()   # bound by `for`/`with`: never final products
     removals: tuple[Span, ...] = ()
     display_drops: tuple[Ref, ...] = ()
     unbound: frozenset[str] = frozenset()
@@ -190,6 +193,7 @@ class _Walker:
         self.loop_targets: set[str] = set()
         self.param_order: dict[str, tuple[str, ...]] = {}
         self.known_kinds: dict[str, str] = {}
+        self.in_use: set[str] = set()     # functions whose effects are being applied
 
     # --- recording -----------------------------------------------------------
     def ref(self, name: str, node: ast.AST) -> Ref:
@@ -199,18 +203,29 @@ class _Walker:
         return Ref(name, self.cell, line, col + 1)
 
     def read(self, name: str, node: ast.AST) -> None:
-        if name in self.bound:
-            return
-        if name in self.maybe_bound:
-            self.maybe_local.add(name)
-        if name not in self.seen_reads:
-            self.seen_reads.add(name)
-            self.out["reads"].append(self.ref(name, node))
+        """A load of ``name``; using a function also reads what its body reads.
+
+        That holds for a function defined in this very section too: its body
+        runs here, and the globals it reads may come from an earlier task.
+        """
+        if name not in self.bound:
+            if name in self.maybe_bound:
+                self.maybe_local.add(name)
+            if name not in self.seen_reads:
+                self.seen_reads.add(name)
+                self.out["reads"].append(self.ref(name, node))
         if name in self.functions:
             self.use_function(name, node)
 
     def use_function(self, name: str, node: ast.AST, seen: frozenset[str] = frozenset()) -> None:
-        """A function's global reads and mutations happen where it is used."""
+        """A function's global reads and mutations happen where it is used.
+
+        ``in_use`` stops the recursion when functions reach each other through
+        mutation (``def f(): g.n = 1`` and ``def g(): f.n = 1``), not only calls.
+        """
+        if name in self.in_use:
+            return
+        self.in_use.add(name)
         effect = self.functions[name]
         for other in sorted(effect.reads - seen - {name}):
             if other in self.functions:
@@ -219,6 +234,20 @@ class _Walker:
                 self.read(other, node)
         for other in sorted(effect.mutates):
             self.mutate(other, node)
+        for other in sorted(effect.assigns):
+            self.maybe_bind(other, node)
+        self.in_use.discard(name)
+
+    def maybe_bind(self, name: str, node: ast.AST) -> None:
+        """A binding that may not happen (a call that assigns a global, a walrus in a loop)."""
+        self.depth += 1
+        self.bind(name, node)
+        self.depth -= 1
+
+    def forget(self, name: str, node: ast.AST) -> None:
+        """``name`` is unbound from here on (``del``, the end of an ``except ... as`` block)."""
+        self.bound.discard(name)
+        self.out["deletes"].append(self.ref(name, node))
 
     def bind(self, name: str, node: ast.AST, kind: str | None = None) -> None:
         self.alias_of.pop(name, None)
@@ -353,12 +382,13 @@ class _Walker:
         if isinstance(target, ast.Name):
             self.bind(target.id, target, kind)
             return
+        shared = kind if kind in UNPACKED_KINDS else None
         if isinstance(target, (ast.Tuple, ast.List)):
             for elt in target.elts:
-                self.assign_target(elt, node, None)
+                self.assign_target(elt, node, shared)
             return
         if isinstance(target, ast.Starred):
-            self.assign_target(target.value, node, None)
+            self.assign_target(target.value, node, shared)
             return
         # Attribute or subscript: evaluate it, then the root object changes.
         self.expr(target)
@@ -370,8 +400,7 @@ class _Walker:
         for target in node.targets:
             if isinstance(target, ast.Name):
                 self.read(target.id, target)
-                self.bound.discard(target.id)
-                self.out["deletes"].append(self.ref(target.id, target))
+                self.forget(target.id, target)
             else:
                 self.assign_target(target, node, None)
 
@@ -409,10 +438,12 @@ class _Walker:
         self.bound = before | (after_body & after_else)
 
     def stmt_With(self, node: ast.With | ast.AsyncWith) -> None:
+        """``as`` targets are resources (files, connections): never final products."""
         for item in node.items:
             self.expr(item.context_expr)
             if item.optional_vars is not None:
                 self.assign_target(item.optional_vars, node, None)
+                self.loop_targets.update(n.id for n in scope.target_names(item.optional_vars))
         self.block(node.body, conditional=False)
 
     stmt_AsyncWith = stmt_With
@@ -427,6 +458,8 @@ class _Walker:
                 self.bind(handler.name, handler)
             self.depth -= 1
             self.block(handler.body)
+            if handler.name:  # Python deletes it when the handler ends
+                self.forget(handler.name, handler)
         self.block(node.orelse)
         self.block(node.finalbody, conditional=False)
 
@@ -654,6 +687,9 @@ class _Walker:
             target = self.resolve(value.func) or ""
             for prefix, kind in KIND_BY_CALL:
                 if target.startswith(prefix):
+                    # Estimators are classes; sklearn's functions return arrays & co.
+                    if kind == "model" and not target.rpartition(".")[2][:1].isupper():
+                        return None
                     return kind
             if isinstance(value.func, ast.Attribute):
                 receiver = scope.root_name(value.func.value)
@@ -718,11 +754,9 @@ class _Expr(ast.NodeVisitor):
             self.w.read(name, node)
         for name in sorted(effect.mutates):
             self.w.mutate(name, node)
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.NamedExpr):
-                self.w.depth += 1
-                self.w.bind(sub.target.id, sub.target)
-                self.w.depth -= 1
+        if not isinstance(node, ast.Lambda):
+            for name in sorted(scope.walrus_targets(node)):
+                self.w.maybe_bind(name, node)
 
     visit_Lambda = visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _nested
 

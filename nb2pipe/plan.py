@@ -201,6 +201,22 @@ def indent(code: str, prefix: str = "    ") -> str:
     return "\n".join(out)
 
 
+def group_imports(lines: list[str]) -> tuple[str, ...]:
+    """Standard library first, then third-party, each sorted (isort's order)."""
+    unique = list(dict.fromkeys(lines))
+
+    def top(line: str) -> str:
+        return line.split()[1].split(".")[0]
+
+    std = sorted((l for l in unique if top(l) in sys.stdlib_module_names), key=_import_key)
+    other = sorted((l for l in unique if top(l) not in sys.stdlib_module_names), key=_import_key)
+    return tuple(std + other)
+
+
+def _import_key(line: str) -> tuple[str, int]:
+    return (line.split()[1].lower(), 0 if line.startswith("import ") else 1)
+
+
 def loaded_names(code: str) -> set[str]:
     """Every name the code loads (to import only what a module uses)."""
     tree = ast.parse(code)
@@ -220,6 +236,8 @@ class Planner:
         self.single = single
         self.spans = [s for t in analysis.tasks for s in t.facts.removals]
         self.helper_names = {d.name for d in analysis.helpers}
+        self.consumed = {(task, name) for flow in (*analysis.tasks, *analysis.tests)
+                         for name, task in flow.inputs}
         setup = analysis.setup
         self.setup_names = {r.name for r in setup.binds} if setup else set()
 
@@ -275,7 +293,7 @@ class Planner:
             returns=("    " + returns) if returns else "",
             glue_signature=self.glue_signature(flow, keyword),
             glue_call=self.glue_call(flow, positional, keyword),
-            glue_saves=self.glue_saves(products),
+            glue_saves=self.glue_saves(flow.name, products),
             upstream=flow.upstream,
             params=keyword,
             products=products,
@@ -297,11 +315,10 @@ class Planner:
             lines.append("import functools")
         ours = sorted(n for n in used if (n in self.helper_names or n in self.setup_names)
                       and n not in known)
-        if flow is not None:
-            lines.append(f"from {self.pkg} import serializers")
+        first_party = [f"from {self.pkg} import serializers"] if flow is not None else []
         if ours:
-            lines.append(f"from {self.pkg}.helpers import {', '.join(ours)}")
-        return tuple(dict.fromkeys(lines))
+            first_party.append(f"from {self.pkg}.helpers import {', '.join(ours)}")
+        return group_imports(lines) + tuple(first_party)
 
     def known_imports(self) -> list[ImportFact]:
         found = list(self.a.helper_imports)
@@ -317,17 +334,21 @@ class Planner:
         return f"def {name}({', '.join(args)}):"
 
     def docstring(self, flow: TaskFlow, products: tuple[Product, ...]) -> str:
-        lines = [f"Cells {', '.join(str(c + 1) for c in flow.section.cells)} of "
-                 f"{self.nb.display}, as a function."]
-        if flow.inputs:
-            lines.append("")
-            lines.append("Inputs: " + ", ".join(f"{n} (from task {t})" for n, t in flow.inputs)
-                         + ".")
+        cells = flow.section.cells
+        word = "Cell" if len(cells) == 1 else "Cells"
+        lines = [f"{word} {', '.join(str(c + 1) for c in cells)} of {self.nb.display}, "
+                 "as a function.", ""]
+        by_task: dict[str, list[str]] = {}
+        for name, task in flow.inputs:
+            by_task.setdefault(task, []).append(name)
+        parts = [f"Inputs from task {task}: {', '.join(names)}." for task, names in by_task.items()]
         if flow.params:
-            lines.append("Parameters: " + ", ".join(flow.params) + ".")
+            parts.append("Parameters: " + ", ".join(flow.params) + ".")
         if products:
-            lines.append("Returns: " + ", ".join(p.variable for p in products) + ".")
-        return "\n    ".join(lines)
+            parts.append("Returns: " + ", ".join(p.variable for p in products) + ".")
+        for part in parts:
+            lines += textwrap.wrap(part, width=80, subsequent_indent="    ")
+        return "\n    ".join(lines).rstrip()
 
     @staticmethod
     def glue_signature(flow: TaskFlow, keyword: tuple[str, ...]) -> str:
@@ -341,13 +362,15 @@ class Planner:
         target = "result = " if flow.outputs else ""
         return f"{target}{flow.name}({', '.join(args)})"
 
-    @staticmethod
-    def glue_saves(products: tuple[Product, ...]) -> tuple[str, ...]:
-        if len(products) == 1:
-            p = products[0]
-            return (f'serializers.save(result, product["{p.variable}"], "{p.format}")',)
-        return tuple(f'serializers.save(result[{i}], product["{p.variable}"], "{p.format}")'
-                     for i, p in enumerate(products))
+    def glue_saves(self, task: str, products: tuple[Product, ...]) -> tuple[str, ...]:
+        """One save per product; values no task reads may fail to save (see serializers)."""
+        lines = []
+        for i, p in enumerate(products):
+            value = "result" if len(products) == 1 else f"result[{i}]"
+            optional = "" if (task, p.variable) in self.consumed else ", required=False"
+            lines.append(f'serializers.save({value}, product["{p.variable}"], "{p.format}"'
+                         f'{optional})')
+        return tuple(lines)
 
     def test(self, task: TaskPlan, tests: list[TestFlow], producers: dict[str, TaskPlan]) -> TestPlan:
         cases = []
@@ -401,7 +424,7 @@ class Planner:
         lines = [known[n] for n in sorted(used) if n in known]
         if "functools" in used and "functools" not in known:
             lines.append("import functools")
-        return tuple(dict.fromkeys(lines)), body
+        return group_imports(lines), body
 
     def helper_text(self, definition) -> str:
         """A hoisted definition, taking the globals it reads as keyword arguments."""

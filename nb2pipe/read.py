@@ -45,7 +45,10 @@ SUPPORTED = (".ipynb", *TEXT_FORMATS)
 SHADOWED = frozenset({
     "tests", "pandas", "numpy", "scipy", "sklearn", "matplotlib", "seaborn", "ploomber",
     "pytest", "nb2pipe", "joblib", "yaml", "requests", "torch", "tensorflow", "polars",
-    "pyarrow",
+    "pyarrow", "notebook", "jupyter", "jupyter_core", "jupyter_client", "ipykernel", "ipython",
+    "nbformat", "nbclient", "jupytext", "papermill", "jinja2", "click", "black", "networkx",
+    "tqdm", "statsmodels", "xgboost", "lightgbm", "plotly", "sympy", "conftest", "products",
+    "ploomber_cli", "ploomber_core", "pyflakes", "cloudpickle",
 })
 
 

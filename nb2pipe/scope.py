@@ -250,6 +250,7 @@ class _Scan(ast.NodeVisitor):
 
     def _comprehension(self, node: ast.AST) -> None:
         self.visit(node.generators[0].iter)
+        self.stores.update(walrus_targets(node))
         self.nested.append(node)
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
@@ -257,6 +258,23 @@ class _Scan(ast.NodeVisitor):
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.stores.add(node.target.id)
         self.visit(node.value)
+
+
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def walrus_targets(node: ast.AST) -> set[str]:
+    """Names a comprehension's ``:=`` binds: they belong to the enclosing scope (PEP 572).
+
+    Nested comprehensions pass them further out; a lambda inside keeps its own.
+    """
+    found: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.NamedExpr):
+            found.add(child.target.id)
+        if not isinstance(child, SCOPE_NODES) or isinstance(child, COMPREHENSIONS):
+            found |= walrus_targets(child)
+    return found
 
 
 def _arg_names(args: ast.arguments) -> list[str]:
@@ -300,19 +318,21 @@ def free_names(node: ast.AST) -> Free:
     params: set[str] = set()
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         params = set(_arg_names(node.args))
-    local = (scan.stores | params) - scan.globals - scan.nonlocals
+    outside = walrus_targets(node) if isinstance(node, COMPREHENSIONS) else set()
+    local = (scan.stores | params) - scan.globals - scan.nonlocals - outside
     inner = Free()
     for child in scan.nested:
         inner = inner | free_names(child)
-    # Methods do not see a class body's names; every other scope's nested
-    # scopes do see the names it binds.
-    visible = set() if isinstance(node, ast.ClassDef) else local
+    # Methods do not see a class body's names (only the implicit ``__class__``
+    # cell behind ``super()``); every other scope's nested scopes do see the
+    # names it binds.
+    visible = {"__class__"} if isinstance(node, ast.ClassDef) else local
     reads = (scan.loads - local) | (inner.reads - visible)
     mutated = (scan.mutated - local) | (inner.mutates - visible)
     result = Free(
         reads=frozenset(reads | mutated),
         mutates=frozenset(mutated),
-        assigns=frozenset((scan.stores & scan.globals) | (inner.assigns - visible)),
+        assigns=frozenset((scan.stores & scan.globals) | outside | (inner.assigns - visible)),
         mutated_params=frozenset(scan.mutated & params),
     )
     extra = Free()

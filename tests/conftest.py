@@ -23,11 +23,12 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the real `nb2pipe` command in a subprocess."""
     return subprocess.run([sys.executable, "-m", "nb2pipe", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "MPLBACKEND": "Agg"})
+                          env={**os.environ, "MPLBACKEND": "Agg", **(env or {})})
 
 
 def run_in(project: Path, *command: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -105,6 +105,19 @@ def test_converting_twice_gives_the_same_bytes(churn_project: Path) -> None:
     assert {p: p.read_bytes() for p in churn_project.rglob("*") if p.is_file()} == first
 
 
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_output_does_not_depend_on_hash_seed(name: str, tmp_path: Path) -> None:
+    """Set iteration order changes with PYTHONHASHSEED; the output must not."""
+    notebook = _copy_fixture(name, tmp_path)
+    trees = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"out{seed}"
+        assert run_cli("convert", str(notebook), "-o", str(out),
+                       env={"PYTHONHASHSEED": seed}).returncode == 0
+        trees.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
+    assert trees[0] == trees[1]
+
+
 def test_edited_files_are_never_overwritten_without_force(churn_project: Path,
                                                           tmp_path: Path) -> None:
     notebook = (churn_project / ".." / "nb" / "churn.ipynb").resolve()

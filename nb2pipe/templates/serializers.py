@@ -12,11 +12,13 @@ import contextlib
 import json
 import os
 import pickle
+import sys
 import warnings
 from pathlib import Path
 
 PARQUET_MAGIC = b"PAR1"
 NPY_MAGIC = b"\x93NUMPY"
+NOT_SAVED = "nb2pipe: not saved"
 
 
 def _same(a, b):
@@ -50,6 +52,12 @@ def _save_parquet(value, path):
         and back.index.equals(value.index)
         and list(back.columns) == list(value.columns)
         and type(back.index) is type(value.index)
+        # equals() treats None and NaN alike; the types of the values must match too
+        and all(
+            back[c].map(type).equals(value[c].map(type))
+            for c in value.columns
+            if value[c].dtype == object
+        )
     )
     if not same:
         raise TypeError("parquet would not give back the same DataFrame")
@@ -84,16 +92,31 @@ SAVERS = {
 }
 
 
-def save(value, path, fmt):
-    """Write ``value`` to ``path`` in ``fmt``, or with pickle if ``fmt`` is not exact."""
+def save(value, path, fmt, required=True):
+    """Write ``value`` to ``path`` in ``fmt``, or with pickle if ``fmt`` is not exact.
+
+    A value no later task reads (``required=False``: the notebook's final
+    value of a variable) that cannot be pickled at all, such as an open file,
+    is replaced by a small JSON note saying why, so the pipeline still runs.
+    """
     path = Path(str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         SAVERS[fmt](value, path)
+        return
     except (TypeError, ValueError, ImportError, OverflowError, RecursionError) as error:
         if fmt != "pickle":
             warnings.warn(f"{path.name}: saved with pickle ({error})", stacklevel=2)
+    try:
         _save_pickle(value, path)
+    except Exception as error:
+        if required:
+            raise TypeError(
+                f"cannot save {path.name}: {error}. A later task needs it: recreate it "
+                "there, or merge the two tasks"
+            ) from error
+        warnings.warn(f"{path.name}: not saved ({error})", stacklevel=2)
+        path.write_text(json.dumps({NOT_SAVED: f"{type(error).__name__}: {error}"}))
 
 
 def load(path):
@@ -124,7 +147,7 @@ def save_figures(folder):
     """Save every open matplotlib figure as a PNG in ``folder``, then close them."""
     folder = Path(str(folder))
     folder.mkdir(parents=True, exist_ok=True)
-    pyplot = __import__("sys").modules.get("matplotlib.pyplot")
+    pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
         return
     for number in pyplot.get_fignums():
@@ -134,10 +157,15 @@ def save_figures(folder):
 
 @contextlib.contextmanager
 def workdir(folder):
-    """Run a task in the notebook's folder, so its relative paths mean the same."""
+    """Run a task in the notebook's folder, so that its relative paths, and the
+    modules next to it, mean what they meant in the notebook."""
     before = os.getcwd()
+    folder = os.path.abspath(folder)
     os.chdir(folder)
+    sys.path.insert(0, folder)
     try:
         yield
     finally:
         os.chdir(before)
+        if folder in sys.path:
+            sys.path.remove(folder)
