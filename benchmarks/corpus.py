@@ -77,8 +77,10 @@ def main() -> None:
         try:
             row = one(folder, args.work)
         except Exception as error:  # a crash is a finding of its own
+            import traceback
+
             row = {"id": folder.name, "stage": "crash", "category": type(error).__name__,
-                   "detail": str(error)[:300]}
+                   "detail": str(error)[:300], "traceback": traceback.format_exc()}
         rows.append(row)
         print(f"{row['id']:<55} {row['stage']:<9} {row['category']:<18} {row.get('detail', '')[:90]}",
               flush=True)

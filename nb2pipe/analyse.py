@@ -200,7 +200,10 @@ class Analyser:
         does not.  Whether that matters is decided once every later read is
         known (``report_aliases``).
         """
-        mutated = {r.name: r for r in facts.mutates}
+        # Only an object that came from an earlier task can be shared with a
+        # name of an earlier task: a name rebound here first is a new object.
+        external = {r.name for r in facts.reads}
+        mutated = {r.name: r for r in facts.mutates if r.name in external}
         for owner, target, sources, ref in self.s.aliases:
             for name, partners in ((target, sources), *((src, {target}) for src in sources)):
                 if name in mutated:

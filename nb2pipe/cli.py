@@ -89,6 +89,37 @@ def explain(code: str) -> None:
     click.echo(found)
 
 
+@main.command()
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Only show the tags that would be written.")
+def tag(notebook: Path, dry_run: bool) -> None:
+    """Write the task tags inferred from headings into an untagged NOTEBOOK.
+
+    The only command that modifies a notebook: it adds `task:NAME` tags to the
+    first code cell under each H1/H2 heading and prints each change.
+    """
+    from .tagging import apply, infer
+
+    _require(notebook)
+    changes, found = infer(notebook)
+    errors = [d for d in found if d.severity.name == "ERROR"]
+    for diagnostic in errors:
+        click.echo(diagnostic.format(), err=True)
+    if errors:
+        sys.exit(EXIT_FINDINGS)
+    if not changes:
+        click.echo(f"{notebook}: already tagged, nothing to do")
+        return
+    if notebook.suffix != ".ipynb":
+        raise click.UsageError("nb2pipe tag writes .ipynb notebooks only; "
+                               "add the tags to a text notebook by hand")
+    for change in changes:
+        click.echo(f"{notebook.name}:cell {change.cell + 1}: + {change.tag}")
+    if not dry_run:
+        apply(notebook, changes)
+        click.echo(f"wrote {len(changes)} tags to {notebook}")
+
+
 def _require(path: Path) -> None:
     if not path.exists():
         raise click.UsageError(f"{path}: no such file or folder")

@@ -9,6 +9,7 @@ with the notebook's value (``compare.compare``).  The end-to-end tests and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import pickle
 import subprocess
@@ -132,8 +133,19 @@ def _captured(capture, i: int, name: str):
     stored = capture.captured.get(i, {}).get(name)
     if stored is None:
         return _MISSING
-    with open(capture.values_dir / str(i) / stored, "rb") as handle:
+    with _kernel_path(capture), open(capture.values_dir / str(i) / stored, "rb") as handle:
         return pickle.load(handle)
+
+
+@contextlib.contextmanager
+def _kernel_path(capture):
+    """Values may reference the notebook's own modules: import them as it did."""
+    saved = sys.path[:]
+    sys.path[:0] = [p for p in capture.sys_path if p not in sys.path]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _row(i: int, task: str, product: dict, capture, out: Path, io) -> Row:
@@ -143,6 +155,7 @@ def _row(i: int, task: str, product: dict, capture, out: Path, io) -> Row:
     expected = _captured(capture, i, name)
     if expected is _MISSING:
         return Row(task, name, "missing-in-notebook")
-    actual = io.load(out / product["path"])
+    with _kernel_path(capture):
+        actual = io.load(out / product["path"])
     reason = compare(expected, actual)
     return Row(task, name, "same" if reason is None else "differs", reason or "")

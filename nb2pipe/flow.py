@@ -631,7 +631,7 @@ class _Walker:
         shown = isinstance(value, (ast.Name, ast.Attribute, ast.Subscript, ast.Constant))
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
             shown = (value.func.attr in DISPLAY_METHODS and scope.root_name(value.func) is not None
-                     and not value.args and not value.keywords
+                     and all(isinstance(a, ast.Constant) for a in value.args) and not value.keywords
                      and scope.root_name(value.func).id not in self.imports)
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
             shown = value.func.id == "display" and "display" not in self.bound

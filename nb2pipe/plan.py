@@ -201,6 +201,20 @@ def indent(code: str, prefix: str = "    ") -> str:
     return "\n".join(out)
 
 
+def _importable(top: str) -> bool:
+    """Installed in this environment (ignoring the current folder)."""
+    import importlib.util
+
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+    finally:
+        sys.path[:] = saved
+
+
 def group_imports(lines: list[str]) -> tuple[str, ...]:
     """Standard library first, then third-party, each sorted (isort's order)."""
     unique = list(dict.fromkeys(lines))
@@ -235,6 +249,7 @@ class Planner:
         self.out = out
         self.single = single
         self.spans = [s for t in analysis.tasks for s in t.facts.removals]
+        self._local_cache: dict[str, bool] = {}
         self.helper_names = {d.name for d in analysis.helpers}
         self.consumed = {(task, name) for flow in (*analysis.tasks, *analysis.tests)
                          for name, task in flow.inputs}
@@ -264,11 +279,24 @@ class Planner:
             lines = [f.text for f in flow.prelude if f.ref.cell not in flow.section.cells]
             if lines:
                 parts.append("# interpreter state set earlier in the notebook\n" + "\n".join(lines))
+        # The notebook's own modules stay imported where they were: often after
+        # a sys.path change in the same cell.
+        own_local = [f for f in flow.facts.imports if self.is_local(f.module)]
+        kept = {(f.ref.cell, f.ref.line) for f in own_local}
+        spans = [sp for sp in self.spans if (sp.cell, sp.start[0]) not in kept]
         for cell in flow.section.cells:
-            code = edit_cell(self.nb.cells[cell].code, cell, self.spans, helper_globals)
+            code = edit_cell(self.nb.cells[cell].code, cell, spans, helper_globals)
             if code.strip():
                 parts.append(f"# notebook cell {cell + 1}\n{code}")
         body = "\n\n".join(parts)
+        local = [line for line in self.local_imports(flow, body)
+                 if line not in {f.statement for f in own_local}]
+        if local:
+            # Imported when the task runs, in the notebook's folder (see serializers.workdir)
+            # and after any sys.path change the notebook made before importing them.
+            parts.insert(1 if flow.prelude and parts and parts[0].startswith("# interp") else 0,
+                         "# modules that live next to the notebook\n" + "\n".join(local))
+            body = "\n\n".join(parts)
         outputs = flow.outputs
         returns = ""
         if outputs:
@@ -302,15 +330,34 @@ class Planner:
             figures=f"products/{self.pkg}/{flow.name}/figures" if plots or not products else "",
         )
 
+    def local_imports(self, flow: TaskFlow, body: str) -> list[str]:
+        """Import statements of the notebook's own modules that this body uses."""
+        used = loaded_names(body) if body.strip() else set()
+        known = {f.name: f for f in [*self.known_imports(), *flow.imports]}
+        return [known[n].statement for n in sorted(used)
+                if n in known and self.is_local(known[n].module)]
+
+    def is_local(self, module: str) -> bool:
+        """A module of the notebook's folder (or not importable from anywhere else)."""
+        top = module.lstrip(".").split(".")[0]
+        if not top or top in sys.stdlib_module_names or module.startswith("."):
+            return module.startswith(".")
+        if top not in self._local_cache:
+            folder = self.nb.path.resolve().parent
+            beside = (folder / f"{top}.py").exists() or (folder / top / "__init__.py").exists()
+            self._local_cache[top] = beside or not _importable(top)
+        return self._local_cache[top]
+
     def all_imports(self, flow: TaskFlow) -> list[ImportFact]:
         return list(flow.imports) + list(self.a.helper_imports)
 
     def imports_for(self, facts: tuple[ImportFact, ...], used: set[str],
                     flow: TaskFlow | None) -> tuple[str, ...]:
         """Import statements for the names the module really uses."""
-        known = {f.name: f.statement for f in self.known_imports()}
-        known.update({f.name: f.statement for f in facts})
-        lines = [known[n] for n in sorted(used) if n in known]
+        known = {f.name: f for f in self.known_imports()}
+        known.update({f.name: f for f in facts})
+        lines = [known[n].statement for n in sorted(used)
+                 if n in known and not self.is_local(known[n].module)]
         if "functools" in used and "functools" not in known:
             lines.append("import functools")
         ours = sorted(n for n in used if (n in self.helper_names or n in self.setup_names)

@@ -81,7 +81,10 @@ def _capture(ns, names, out_dir, report_path):
         return reason
 
     os.makedirs(out_dir, exist_ok=True)
-    report = {"captured": {}, "missing": [], "unpicklable": {}}
+    import sys
+    # where the notebook's own modules come from, for whoever loads the values
+    paths = [os.path.abspath(p or ".") for p in sys.path]
+    report = {"captured": {}, "missing": [], "unpicklable": {}, "sys_path": paths}
     for name in names:
         if name not in ns:
             report["missing"].append(name)
@@ -115,6 +118,9 @@ class Capture:
     error: str = ""
     failed_cell: int | None = None
     seconds: float = 0.0
+    # The kernel's sys.path (absolute) at the last capture: loading values that
+    # reference the notebook's own modules needs it.
+    sys_path: tuple[str, ...] = ()
 
 
 class _RunFailed(Exception):
@@ -410,6 +416,7 @@ def _collect(
     captured: dict[int, dict[str, str]] = {}
     missing: dict[int, tuple[str, ...]] = {}
     unpicklable: dict[int, dict[str, str]] = {}
+    sys_path: tuple[str, ...] = ()
     for bid in range(count):
         path = reports / f"{bid}.json"
         if not path.exists():
@@ -418,6 +425,7 @@ def _collect(
         captured[bid] = dict(report["captured"])
         missing[bid] = tuple(report["missing"])
         unpicklable[bid] = dict(report["unpicklable"])
+        sys_path = tuple(report.get("sys_path", sys_path))
     return Capture(
         ok=not error,
         values_dir=dest,
@@ -427,4 +435,5 @@ def _collect(
         error=error,
         failed_cell=failed,
         seconds=round(time.monotonic() - start, 3),
+        sys_path=sys_path,
     )

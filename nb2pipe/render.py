@@ -17,6 +17,10 @@ from .errors import InternalError
 from .plan import Plan
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Import name -> distribution name, where they differ (the common cases).
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow",
+                 "cv2": "opencv-python", "bs4": "beautifulsoup4", "skimage": "scikit-image",
+                 "dateutil": "python-dateutil", "mpl_toolkits": "matplotlib"}
 # Distributions every generated project needs at run time.
 RUNTIME = ("ploomber", "pyyaml", "pytest")
 
@@ -68,7 +72,9 @@ def render_notebook(plan: Plan) -> dict[str, str]:
                                      positional=list(task.positional), keyword=list(task.keyword))
     files[plan.pipeline_file] = pipeline_yaml(plan)
     files[plan.env_file] = env_yaml(plan)
-    return {path: (black_format(tidy(text), path) if path.endswith(".py") else text)
+    static = f"{pkg}/serializers.py"  # shipped black-formatted (tests check it stays so)
+    return {path: (black_format(tidy(text), path) if path.endswith(".py") and path != static
+                   else text)
             for path, text in files.items()}
 
 
@@ -157,12 +163,21 @@ def env_yaml(plan: Plan) -> str:
 
 def requirements(modules: set[str], extra: set[str]) -> str:
     """Third-party distributions of the imported modules, pinned to installed versions."""
-    mapping = importlib.metadata.packages_distributions()
     names: set[str] = set(extra)
-    for module in modules:
+    unresolved = []
+    for module in sorted(modules):
         if module in sys.stdlib_module_names or not module:
             continue
-        names.update(mapping.get(module, [module]))
+        name = DISTRIBUTIONS.get(module, module)
+        try:
+            importlib.metadata.version(name)
+            names.add(name)
+        except importlib.metadata.PackageNotFoundError:
+            unresolved.append(module)
+    if unresolved:  # the slow, complete lookup only when the quick one fails
+        mapping = importlib.metadata.packages_distributions()
+        for module in unresolved:
+            names.update(mapping.get(module, [module]))
     lines = []
     for name in sorted(names, key=str.lower):
         try:

@@ -56,7 +56,16 @@ _BY_SPELLING: dict[str, Tag] = {
     spelling: tag for tag in TAGS for spelling in (tag.word, *tag.aliases)
 }
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-_HEADING_RE = re.compile(r"^\s{0,3}(#{1,2})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# An ATX heading (CommonMark): up to 3 spaces, 1-2 '#', text, optional closing '#'s.
+# ``[ \t]`` rather than ``\s`` so that a match never spans two lines.
+_HEADING_RE = re.compile(r"^[ \t]{0,3}(#{1,2})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
+# Fenced code blocks in Markdown: a ``# comment`` inside one is not a heading.
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,}).*?(?:^[ \t]{0,3}\1[`~]*[ \t]*$|\Z)",
+                       re.MULTILINE | re.DOTALL)
+# Letters that NFKD does not decompose into ASCII.
+_TRANSLITERATE = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O",
+                                "œ": "oe", "Œ": "OE", "ł": "l", "Ł": "L", "đ": "d",
+                                "Đ": "D", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D"})
 # Names a task must not take: they would shadow what its code uses.
 RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | frozenset(
     sys.stdlib_module_names) | {"product", "upstream", "run", "helpers", "serializers", "tasks"}
@@ -160,6 +169,7 @@ def _layout_from_tags(notebook: Notebook) -> tuple[Layout, list[Diagnostic]]:
     sections: list[_Open] = []
     current: _Open | None = None
     pending: list[int] = []
+    pending_after: list[str] = []
     for cell in notebook.cells:
         if cell.kind != "code" or not cell.code.strip():
             continue
@@ -175,10 +185,12 @@ def _layout_from_tags(notebook: Notebook) -> tuple[Layout, list[Diagnostic]]:
                 found.append(codes.make("NB208", Location(path, pending[0] + 1),
                                         detail=repr(current.name)))
                 current.cells[:0] = pending
-                pending = []
+                current.after[:0] = pending_after
+                pending, pending_after = [], []
             sections.append(current)
         elif current is None:
             pending.append(cell.index)
+            pending_after += parsed.after
         else:
             current.cells.append(cell.index)
             current.after += parsed.after
@@ -252,6 +264,9 @@ def _check_after(section: Section, name: str, seen: dict[str, Section],
                  sections: list[Section], where: Location) -> list[Diagnostic]:
     if name in seen:
         return []
+    if name == section.name:
+        return [codes.make("NB205", where,
+                           detail=f"task {section.name!r} is tagged after:{name}, itself")]
     if any(s.kind is TaskKind.TASK and s.name == name for s in sections):
         return [codes.make("NB205", where,
                            detail=f"task {section.name!r} is tagged after:{name}, "
@@ -273,7 +288,7 @@ def _layout_from_headings(notebook: Notebook) -> tuple[Layout, list[Diagnostic]]
     opened = False
     for cell in notebook.cells:
         if cell.kind == "markdown":
-            found = _HEADING_RE.search(cell.source)
+            found = _HEADING_RE.search(_FENCE_RE.sub("", cell.source))
             if found:
                 heading, opened = found.group(2), False
             continue
@@ -299,7 +314,8 @@ def task_name(heading: str, taken: set[str] | frozenset[str] = frozenset()) -> s
     """A valid, unique, non-shadowing identifier from a heading's text."""
     text = re.sub(r"[`*_\[\]()]", " ", heading)
     text = re.sub(r"^\s*(step\s+)?[\d.]+[:.)]?\s+", "", text, flags=re.IGNORECASE)
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+    text = text.encode("ascii", "ignore").decode()
     words = re.findall(r"[a-z0-9]+", text.lower())
     name = ""
     for word in words:

@@ -344,7 +344,7 @@ def test_reading_ipynb_imports_neither_nbformat_nor_jsonschema():
 @pytest.mark.parametrize("stem, name", [
     ("churn", "churn"), ("Churn Model (1)", "churn_model_1"), ("01-load", "nb_01_load"),
     ("random", "random_nb"), ("json", "json_nb"), ("class", "class_nb"), ("match", "match_nb"),
-    ("tests", "tests_nb"), ("pandas", "pandas_nb"), ("", "notebook"), ("---", "notebook"),
+    ("tests", "tests_nb"), ("pandas", "pandas_nb"), ("", "notebook_nb"), ("---", "notebook_nb"),
     ("Übersicht", "ubersicht"), ("a.b-c", "a_b_c"), ("cProfile", "cprofile_nb"),
 ])
 def test_package_name(stem, name):

@@ -104,7 +104,7 @@ def save(value, path, fmt, required=True):
     try:
         SAVERS[fmt](value, path)
         return
-    except (TypeError, ValueError, ImportError, OverflowError, RecursionError) as error:
+    except Exception as error:  # pyarrow and others raise types of their own
         if fmt != "pickle":
             warnings.warn(f"{path.name}: saved with pickle ({error})", stacklevel=2)
     try:
