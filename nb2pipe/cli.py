@@ -90,6 +90,53 @@ def explain(code: str) -> None:
 
 
 @main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--in-place", is_flag=True,
+              help="Build in OUT itself instead of a temporary copy next to it.")
+@click.option("--timeout", type=int, default=600, show_default=True,
+              help="Seconds each notebook cell may run.")
+def verify(out: Path, in_place: bool, timeout: int) -> None:
+    """Build the pipeline in OUT and compare every product with the notebook.
+
+    Runs each source notebook in a fresh kernel, builds the pipeline, and
+    compares each product with the notebook's value at the end of its task.
+    Exits 1 and names the first diverging task and variable on any difference.
+    """
+    from .verify import verify as run
+
+    _require(out)
+    failed = False
+    for verified in run(out, in_place=in_place, timeout=timeout):
+        failed |= _show_verified(verified)
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+def _show_verified(verified) -> bool:
+    """Print one notebook's table; True when it failed."""
+    report = verified.report
+    click.echo(f"== {verified.notebook}")
+    if verified.notebook_changed:
+        click.echo("   note: the notebook changed since it was converted; convert it again")
+    if not report.ran:
+        click.echo(f"   the notebook itself failed:\n{report.error}", err=True)
+        return True
+    if not report.built:
+        click.echo(f"   ploomber build failed:\n{report.error}", err=True)
+        return True
+    width = max([len(r.task) for r in report.rows] + [4])
+    for row in report.rows:
+        reason = f"  ({row.reason})" if row.reason else ""
+        click.echo(f"   {row.task:<{width}}  {row.variable:<24} {row.verdict}{reason}")
+    first = report.first_divergence
+    if first is not None:
+        click.echo(f"first divergence: task {first.task!r}, variable {first.variable!r}: "
+                   f"{first.reason}", err=True)
+        return True
+    click.echo(f"   all {len(report.rows)} products match the notebook")
+    return False
+
+
+@main.command()
 @click.argument("notebook", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Only show the tags that would be written.")
 def tag(notebook: Path, dry_run: bool) -> None:
