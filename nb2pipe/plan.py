@@ -203,16 +203,22 @@ def indent(code: str, prefix: str = "    ") -> str:
 
 def _importable(top: str) -> bool:
     """Installed in this environment (ignoring the current folder)."""
-    import importlib.util
-
+    # Ask the import system's finders directly: unlike importlib.util.find_spec
+    # they do not answer from sys.modules (what this process happened to
+    # import), and the current folder is left out of the path they search.
     saved = sys.path[:]
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
     try:
-        return importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        return False
+        return any(_finds(finder, top) for finder in sys.meta_path)
     finally:
         sys.path[:] = saved
+
+
+def _finds(finder: object, top: str) -> bool:
+    try:
+        return getattr(finder, "find_spec", lambda *_: None)(top, None) is not None
+    except (ImportError, ValueError, TypeError, AttributeError):
+        return False
 
 
 def group_imports(lines: list[str]) -> tuple[str, ...]:
