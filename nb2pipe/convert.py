@@ -157,7 +157,7 @@ def _project_files(plans, source: Path, out: Path, single: bool) -> dict[str, st
 
 
 def _manifest(plans, files: dict[str, str], out: Path) -> dict:
-    """The machine-readable record of the conversion (docs/manifest.md)."""
+    """The machine-readable record of the conversion (docs/project-layout.md)."""
     from .write import digest
 
     notebooks = []
@@ -175,12 +175,15 @@ def _manifest(plans, files: dict[str, str], out: Path) -> dict:
                              for x in t.products],
             } for t in p.tasks],
         })
-    return {
-        "format_version": MANIFEST_VERSION,
-        "nb2pipe_version": __version__,
-        "notebooks": notebooks,
-        "files": {path: digest(text) for path, text in sorted(files.items())},
-    }
+    manifest: dict = {"format_version": MANIFEST_VERSION, "nb2pipe_version": __version__}
+    if len(notebooks) == 1:
+        # SPEC §3's flat form for the common case of one notebook per project
+        only = notebooks[0]
+        manifest.update(source=only["source"], content_hash=only["content_hash"],
+                        tasks=only["tasks"])
+    manifest["notebooks"] = notebooks
+    manifest["files"] = {path: digest(text) for path, text in sorted(files.items())}
+    return manifest
 
 
 def _sorted(found: list[Diagnostic] | tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:

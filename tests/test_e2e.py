@@ -158,3 +158,23 @@ def test_folder_conversion_makes_one_pipeline_per_notebook(tmp_path: Path) -> No
     assert (out / "pipeline.churn.yaml").exists() and (out / "pipeline.kale_style.yaml").exists()
     assert (out / "churn" / "tasks" / "load.py").exists()
     assert (out / "kale_style" / "tasks").is_dir()
+
+
+def test_manifest_has_the_spec_fields(churn_project: Path) -> None:
+    import json
+
+    manifest = json.loads((churn_project / ".nb2pipe" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["nb2pipe_version"]
+    assert manifest["source"].endswith("churn.ipynb")
+    assert manifest["content_hash"].startswith("sha256:")
+    names = [t["name"] for t in manifest["tasks"]]
+    assert names == ["load", "clean", "features", "train", "report"]
+    clean = manifest["tasks"][1]
+    assert clean["upstream"] == ["load"]
+    assert {"variable": "raw", "path": "products/churn/clean/raw.parquet",
+            "format": "parquet"} in clean["products"]
+    assert all(isinstance(c, int) for c in clean["cells"])
+    assert manifest["notebooks"][0]["tasks"] == manifest["tasks"]
+    for path, recorded in manifest["files"].items():
+        assert (churn_project / path).is_file(), path
+        assert recorded.startswith("sha256:")
