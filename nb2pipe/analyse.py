@@ -96,7 +96,7 @@ class _State:
         self.kinds: dict[str, str] = {}
         self.star_imports: list[Ref] = []
         # (task, target, source names, where) of ``b = a`` / ``x = [a, b]`` still live
-        self.aliases: list[tuple[str, str, set[str], Ref]] = []
+        self.aliases: list[tuple[str, str, set[str], Ref, bool]] = []
         self.alias_breaks: list[tuple[str, Ref, set[str], str, Ref]] = []
 
 
@@ -204,27 +204,31 @@ class Analyser:
         # name of an earlier task: a name rebound here first is a new object.
         external = {r.name for r in facts.reads}
         mutated = {r.name: r for r in facts.mutates if r.name in external}
-        for owner, target, sources, ref in self.s.aliases:
-            for name, partners in ((target, sources), *((src, {target}) for src in sources)):
+        for owner, target, sources, ref, one_way in self.s.aliases:
+            both = () if one_way else ((target, sources),)
+            for name, partners in (*both, *((src, {target}) for src in sources)):
                 if name in mutated:
                     self.s.alias_breaks.append((section.name, mutated[name], set(partners),
                                                 owner, ref))
         rebound = {r.name for r in facts.binds}
         kept = []
-        for owner, target, sources, ref in self.s.aliases:
+        for owner, target, sources, ref, one_way in self.s.aliases:
             if target not in rebound:
-                kept.append((owner, target, sources - rebound, ref))
+                kept.append((owner, target, sources - rebound, ref, one_way))
         self.s.aliases = [a for a in kept if a[2]]
         for ref, sources in facts.aliases:
-            self.s.aliases.append((section.name, ref.name, set(sources) - {ref.name}, ref))
+            self.s.aliases.append((section.name, ref.name, set(sources) - {ref.name}, ref,
+                                   ref.name in facts.constructed))
 
     def report_aliases(self) -> None:
         """NB310 for every alias break whose other name a later section reads."""
         order = [s.name for s in self.layout.sections]
         readers = [(t.section.name, {n for n, _ in t.inputs}) for t in (*self.tasks, *self.tests)]
         for task, ref, partners, owner, alias_ref in self.s.alias_breaks:
+            # the mutating task itself counts when it loads the partner: its copy
+            # is a separate object there too
             after = [name for name, reads in readers
-                     if order.index(name) > order.index(task) and reads & partners]
+                     if order.index(name) >= order.index(task) and reads & partners]
             if after:
                 partner = sorted(partners)[0]
                 message = (f"task {task!r} changes {ref.name!r} in place, which shares its object "
@@ -309,10 +313,24 @@ class Analyser:
             if ref.name in facts.loop_targets and ref not in also:
                 continue
             producer = self.s.producer.get(ref.name)
+            if ref not in also and self.maybe_unbound(producer, ref.name):
+                continue  # no old value to keep: its producer may not have bound it
             if ref.name not in resolved and producer is not None and producer.kind in PASSED_ON:
                 resolved.add(ref.name)
                 self.resolve_one(ref, facts, inputs, params, helpers, imports)
         return tuple(inputs.items()), tuple(params), tuple(helpers), tuple(imports.values())
+
+    def maybe_unbound(self, producer: Producer | None, name: str) -> bool:
+        """True when the task that last bound ``name`` only maybe did, from nothing.
+
+        ``try: a = f() except E: a = 0`` is fine, but after ``if c: a = 1`` with
+        no earlier ``a``, the name may not exist: taking it as an input would
+        make that task return an unbound local.
+        """
+        if producer is None or producer.kind != "task":
+            return False
+        flow = next((t for t in self.tasks if t.name == producer.section), None)
+        return flow is not None and self.maybe_only(flow, name)
 
     def resolve_one(self, ref: Ref, facts: SectionFacts, inputs: dict[str, str],
                     params: list[str], helpers: list[str], imports: dict[str, ImportFact]) -> None:
@@ -469,7 +487,7 @@ class Analyser:
     def maybe_only(flow: TaskFlow, name: str) -> bool:
         """Bound only on some paths, with no earlier value: it may not exist."""
         facts = flow.facts
-        definite = {r.name for r in facts.binds + facts.mutates}
+        definite = {r.name for r in facts.binds + facts.mutates} | facts.bound
         return name not in definite and name not in {n for n, _ in flow.inputs} \
             and name not in flow.params
 

@@ -138,10 +138,12 @@ def _captured(capture, i: int, name: str):
 
 
 @contextlib.contextmanager
-def _kernel_path(capture):
-    """Values may reference the notebook's own modules: import them as it did."""
+def _kernel_path(capture, out: Path | None = None):
+    """Values may reference the notebook's own modules (and products the
+    generated package's helpers): import them as the kernel and the build did."""
     saved = sys.path[:]
-    sys.path[:0] = [p for p in capture.sys_path if p not in sys.path]
+    extra = [str(out.resolve())] if out is not None else []
+    sys.path[:0] = [p for p in [*extra, *capture.sys_path] if p not in sys.path]
     try:
         yield
     finally:
@@ -155,7 +157,7 @@ def _row(i: int, task: str, product: dict, capture, out: Path, io) -> Row:
     expected = _captured(capture, i, name)
     if expected is _MISSING:
         return Row(task, name, "missing-in-notebook")
-    with _kernel_path(capture):
+    with _kernel_path(capture, out):
         actual = io.load(out / product["path"])
     reason = compare(expected, actual)
     return Row(task, name, "same" if reason is None else "differs", reason or "")

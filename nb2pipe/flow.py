@@ -161,11 +161,15 @@ class SectionFacts:
     dynamic: tuple[Ref, ...] = ()
     global_stmts: tuple[Ref, ...] = ()
     aliases: tuple[tuple[Ref, frozenset[str]], ...] = ()
+    # alias targets built by a constructor: mutating the new object does not
+    # change what it was built from, only the other way round
+    constructed: frozenset[str] = frozenset()
     kinds: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     loop_targets: frozenset[str] = frozenset()   # bound by `for`/`with`: never final products
     removals: tuple[Span, ...] = ()
     display_drops: tuple[Ref, ...] = ()
     unbound: frozenset[str] = frozenset()
+    bound: frozenset[str] = frozenset()          # bound on every path to the section's end
     param_order: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False,
                                                    compare=False)
 
@@ -192,6 +196,7 @@ class _Walker:
         self.kinds: dict[str, str] = {}
         self.loop_targets: set[str] = set()
         self.param_order: dict[str, tuple[str, ...]] = {}
+        self.constructed: set[str] = set()
         self.known_kinds: dict[str, str] = {}
         self.in_use: set[str] = set()     # functions whose effects are being applied
 
@@ -429,13 +434,10 @@ class _Walker:
     def stmt_If(self, node: ast.If) -> None:
         """Names bound on both branches are bound after the ``if``."""
         self.expr(node.test)
-        before = set(self.bound)
         self.block(node.body)
-        after_body = self.bound - before
-        self.bound = set(before)
         self.block(node.orelse)
-        after_else = self.bound - before
-        self.bound = before | (after_body & after_else)
+        if not self.depth:  # inside a branch, the enclosing statement decides
+            self.bound |= definitely_binds([node])
 
     def stmt_With(self, node: ast.With | ast.AsyncWith) -> None:
         """``as`` targets are resources (files, connections): never final products."""
@@ -449,6 +451,7 @@ class _Walker:
     stmt_AsyncWith = stmt_With
 
     def stmt_Try(self, node: ast.Try) -> None:
+        """Names the body and every handler bind are bound after the ``try``."""
         self.block(node.body)
         for handler in node.handlers:
             if handler.type is not None:
@@ -462,6 +465,8 @@ class _Walker:
                 self.forget(handler.name, handler)
         self.block(node.orelse)
         self.block(node.finalbody, conditional=False)
+        if not self.depth:  # inside a branch, the enclosing statement decides
+            self.bound |= definitely_binds([node])
 
     stmt_TryStar = stmt_Try
 
@@ -652,6 +657,8 @@ class _Walker:
         if sources:
             self.alias_of[target.id] = sources
             self.out["aliases"].append((self.ref(target.id, target), frozenset(sources)))
+            if _builds_object(value):
+                self.constructed.add(target.id)
 
     def alias_sources(self, value: ast.AST) -> set[str]:
         """Names whose objects ``value`` shares (``b = a``, ``[a, b]``)."""
@@ -666,6 +673,18 @@ class _Walker:
             found = set()
             for elt in value.values:
                 found |= self.alias_sources(elt)
+            return found
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                and isinstance(value.func.value, ast.Call) \
+                and _is_constructor(value.func.value.func):
+            # Foo(x).fit(...) returns the new object itself
+            return self.alias_sources(value.func.value)
+        if isinstance(value, ast.Call) and _is_constructor(value.func):
+            # Objects keep what they are built from: AdaBoostClassifier(estimator=tree)
+            # holds `tree` itself, Pipeline([("s", scaler)]) holds `scaler`.
+            found = set()
+            for arg in [*value.args, *(k.value for k in value.keywords)]:
+                found |= self.alias_sources(arg)
             return found
         return set()
 
@@ -712,14 +731,30 @@ class _Walker:
             states=tuple(out["states"]), draws=tuple(out["draws"]),
             star_imports=tuple(out["star_imports"]), dynamic=tuple(out["dynamic"]),
             global_stmts=tuple(out["global_stmts"]), aliases=tuple(out["aliases"]),
+            constructed=frozenset(self.constructed),
             kinds=dict(self.kinds), loop_targets=frozenset(self.loop_targets),
             removals=tuple(out["removals"]), display_drops=tuple(out["display_drops"]),
             unbound=frozenset(r.name for r in out["deletes"]) - self.bound,
+            bound=frozenset(self.bound),
             param_order=dict(self.param_order),
         )
 
 
 MUTATED_ARG = scope.MUTATING_FUNCTIONS
+
+
+def _builds_object(value: ast.AST) -> bool:
+    """``Foo(x)`` or ``Foo(x).fit(...)``: a new object that holds ``x``."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+            and isinstance(value.func.value, ast.Call):
+        value = value.func.value
+    return isinstance(value, ast.Call) and _is_constructor(value.func)
+
+
+def _is_constructor(func: ast.AST) -> bool:
+    """``Foo(...)``/``mod.Foo(...)``: by convention a class, which may store its arguments."""
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name[:1].isupper()
 
 
 class _Expr(ast.NodeVisitor):
@@ -759,6 +794,34 @@ class _Expr(ast.NodeVisitor):
                 self.w.maybe_bind(name, node)
 
     visit_Lambda = visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _nested
+
+
+def definitely_binds(body: list[ast.stmt]) -> set[str]:
+    """Names a block binds on every path that completes it (``if``/``else``,
+    ``try``/``except``), net of what it deletes; loops may not run at all.
+    """
+    bound: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if not isinstance(stmt, ast.AnnAssign) or stmt.value is not None:
+                bound.update(n.id for t in targets for n in scope.target_names(t))
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            bound.update(import_binding(stmt, a)[0] for a in stmt.names if a.name != "*")
+        elif isinstance(stmt, ast.Delete):
+            bound -= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+        elif isinstance(stmt, ast.If):
+            bound |= definitely_binds(stmt.body) & definitely_binds(stmt.orelse)
+        elif isinstance(stmt, ast.Try):
+            normal = definitely_binds(stmt.body + stmt.orelse)
+            for handler in stmt.handlers:  # ``except E as e`` deletes e at its end
+                normal &= definitely_binds(handler.body) - {handler.name}
+            bound |= normal | definitely_binds(stmt.finalbody)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            bound |= definitely_binds(stmt.body)
+    return bound
 
 
 def import_binding(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> tuple[str, str, str]:

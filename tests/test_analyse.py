@@ -810,3 +810,73 @@ df = df.to_dict()
 """)
     assert f["first"].kinds["df"] == "dataframe"
     assert "df" not in f["second"].kinds  # a dict now: not saved as parquet
+
+
+# --- aliases across tasks (NB310) ------------------------------------------------------------
+
+
+def test_mutating_an_alias_made_in_an_earlier_task_is_an_error(tmp_path: Path) -> None:
+    f = flow_of(tmp_path, """
+# %% tags=["task:a"]
+a = [1, 2, 3]
+b = a
+# %% tags=["task:b"]
+b.append(4)
+# %% tags=["task:c"]
+total = sum(a)
+""")
+    assert f.at("NB310") == [(2, 1)]
+    assert any(d.code == "NB310" and d.severity.name == "ERROR" for d in f.diagnostics)
+
+
+def test_loop_over_a_container_from_an_earlier_task_is_an_error(tmp_path: Path) -> None:
+    f = flow_of(tmp_path, """
+# %% tags=["task:load"]
+train = {"x": 1}
+test = {"x": 2}
+data = [train, test]
+# %% tags=["task:fill"]
+for d in data:
+    d["y"] = 0
+# %% tags=["task:use"]
+n = len(train)
+""")
+    assert [c for c, _ in f.at("NB310")] == [2]
+
+
+def test_container_rebuilt_in_the_mutating_task_is_fine(tmp_path: Path) -> None:
+    """Kale's titanic notebook rebuilds `data = [train_df, test_df]` in each cell."""
+    f = flow_of(tmp_path, """
+# %% tags=["task:load"]
+train = {"x": 1}
+test = {"x": 2}
+data = [train, test]
+# %% tags=["task:fill"]
+data = [train, test]
+for d in data:
+    d["y"] = 0
+# %% tags=["task:use"]
+n = len(train)
+""")
+    assert f.at("NB310") == []
+    assert {"train", "test"} <= set(f["fill"].outputs)
+    assert inputs(f["use"])["train"] == "fill"
+
+
+def test_object_built_from_a_mutated_one_is_an_error_one_way(tmp_path: Path) -> None:
+    f = flow_of(tmp_path, """
+# %% tags=["task:train"]
+class Box:
+    def __init__(self, inner):
+        self.inner = inner
+inner = []
+box = Box(inner)
+size = 3
+other = Box(size)
+# %% tags=["task:later"]
+inner.append(1)
+other.touch = True
+peek = box.inner
+""")
+    assert [c for c, _ in f.at("NB310")] == [2]
+    assert all("inner" in d.message for d in f.diagnostics if d.code == "NB310")
