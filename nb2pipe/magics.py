@@ -118,6 +118,10 @@ TIMING = "only measures; the pipeline does not need it"
 _INSTALLERS = re.compile(r"^(pip[0-9.]*|conda|mamba|micromamba)$")
 _PYTHON = re.compile(r"^(python[0-9.]*|\{sys\.executable\}|\$\{?PYTHON\}?|.*/python[0-9.]*)$")
 _SHELL_OPERATORS = {"&&", "||", ";", "|", ">", ">>", "<", "&"}
+# Shell commands that only print (no redirection): `!head data.csv` is display.
+SHOW_ONLY_COMMANDS = frozenset({"ls", "cat", "head", "tail", "wc", "pwd", "echo", "du", "df",
+                                "file", "nvidia-smi", "which", "date", "whoami", "tree",
+                                "more", "less", "type", "dir"})
 _OPTIONS_WITH_VALUE = {
     "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i",
     "--index-url", "--extra-index-url", "-f", "--find-links", "-t", "--target",
@@ -164,6 +168,9 @@ def _shell(command: str) -> Magic:
         words = shlex.split(command)
     except ValueError:
         return Magic(Action.REFUSE, SHELL)
+    if words and words[0] in SHOW_ONLY_COMMANDS and not _SHELL_OPERATORS & set(words) \
+            and not any(w.startswith(("$", "{")) for w in words):
+        return Magic(Action.DROP, "only shows something")
     rest = _installer_words(words)
     if rest is None or _SHELL_OPERATORS & set(words):
         return Magic(Action.REFUSE, SHELL)
