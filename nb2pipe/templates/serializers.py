@@ -52,6 +52,10 @@ def _save_parquet(value, path):
         and back.index.equals(value.index)
         and list(back.columns) == list(value.columns)
         and type(back.index) is type(value.index)
+        and getattr(back.index, "freq", None) == getattr(value.index, "freq", None)
+        and list(back.index.names) == list(value.index.names)
+        and list(back.columns.names) == list(value.columns.names)
+        and back.attrs == value.attrs
         # equals() treats None and NaN alike; the types of the values must match too
         and all(
             back[c].map(type).equals(value[c].map(type))
