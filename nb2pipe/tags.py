@@ -284,6 +284,7 @@ def _layout_from_headings(notebook: Notebook) -> tuple[Layout, list[Diagnostic]]
     """
     sections: list[_Open] = []
     taken: set[str] = set()
+    avoid = _imported_and_defined(notebook)
     heading = "start"
     opened = False
     for cell in notebook.cells:
@@ -295,7 +296,7 @@ def _layout_from_headings(notebook: Notebook) -> tuple[Layout, list[Diagnostic]]
         if cell.kind != "code" or not cell.code.strip():
             continue
         if not opened:
-            name = task_name(heading, taken)
+            name = task_name(heading, taken, avoid)
             taken.add(name)
             sections.append(_Open(TaskKind.TASK, name, [], [], tag_cell=cell.index))
             opened = True
@@ -310,7 +311,28 @@ def _layout_from_headings(notebook: Notebook) -> tuple[Layout, list[Diagnostic]]
     return Layout(tuple(frozen), inferred=True), found
 
 
-def task_name(heading: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+def _imported_and_defined(notebook: Notebook) -> frozenset[str]:
+    """Names imports and defs bind: a task function named so would shadow them."""
+    import ast
+
+    found: set[str] = set()
+    for cell in notebook.cells:
+        if cell.kind != "code" or not cell.code.strip():
+            continue
+        try:
+            tree = ast.parse(cell.code)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.add(node.name)
+    return frozenset(found)
+
+
+def task_name(heading: str, taken: set[str] | frozenset[str] = frozenset(),
+              avoid: frozenset[str] = frozenset()) -> str:
     """A valid, unique, non-shadowing identifier from a heading's text."""
     text = re.sub(r"[`*_\[\]()]", " ", heading)
     text = re.sub(r"^\s*(step\s+)?[\d.]+[:.)]?\s+", "", text, flags=re.IGNORECASE)
@@ -326,7 +348,7 @@ def task_name(heading: str, taken: set[str] | frozenset[str] = frozenset()) -> s
         name = "section"
     if name[0].isdigit():
         name = "section_" + name
-    if name in RESERVED:
+    if name in RESERVED or name in avoid:
         name += "_step"
     unique, n = name, 2
     while unique in taken:

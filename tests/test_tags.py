@@ -636,3 +636,21 @@ def test_task_name_stays_short() -> None:
     assert len(name) <= 40
     assert name.startswith("one_two_three")
     assert not name.endswith("_")
+
+
+def test_heading_names_do_not_shadow_what_the_notebook_imports_or_defines(tmp_path: Path) -> None:
+    got = laid(tmp_path, """
+# %%
+from sklearn.model_selection import train_test_split
+# %% [markdown]
+# ## Train test split
+# %%
+parts = train_test_split([1, 2, 3, 4])
+# %% [markdown]
+# ## Helper
+# %%
+def helper(x):
+    return x
+y = helper(1)
+""")
+    assert list(got.tasks()) == ["start", "train_test_split_step", "helper_step"]
