@@ -403,3 +403,22 @@ def test_import_is_lazy():
         cwd=root,
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_notebook_function_moved_to_helpers_is_the_same_function() -> None:
+    import types
+
+    from nb2pipe.compare import compare
+
+    def get_year(x):
+        return x.year
+
+    moved = types.FunctionType(get_year.__code__, {}, "get_year")
+    get_year.__module__ = "__main__"
+    moved.__module__ = "ch10.helpers"
+    moved.__qualname__ = get_year.__qualname__
+    assert compare(get_year, moved) is None
+    other = types.FunctionType(get_year.__code__, {}, "get_year")
+    other.__module__ = "elsewhere"
+    other.__qualname__ = get_year.__qualname__
+    assert compare(get_year, other) is not None
