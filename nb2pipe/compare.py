@@ -239,12 +239,28 @@ def _first_array_mismatch(e, a, tol: _Tol, seen) -> tuple | None:
     """Index of the first element that differs, or ``None``."""
     import numpy as np
 
-    kind = e.dtype.kind
-    if kind == "O":
+    if e.dtype.kind == "O":
         for index in np.ndindex(e.shape):
             if _compare(e[index], a[index], tol, seen) is not None:
                 return index
         return None
+    bad = np.argwhere(~_same_elements(e, a, tol))
+    return tuple(int(i) for i in bad[0]) if len(bad) else None
+
+
+def _same_elements(e, a, tol: _Tol):
+    """Element-wise equality of two non-object arrays of one shape."""
+    import numpy as np
+
+    kind = e.dtype.kind
+    if e.dtype.names and a.dtype.names == e.dtype.names:
+        # structured arrays: field by field (padding bytes are not data)
+        same = np.ones(e.shape, dtype=bool)
+        for name in e.dtype.names:
+            field = _same_elements(e[name], a[name], tol)
+            same &= field.reshape(field.shape[: e.ndim] + (-1,)).all(axis=-1) \
+                if field.ndim > e.ndim else field
+        return same
     if kind in "fc":
         same = np.isclose(a, e, rtol=tol.rtol, atol=tol.atol, equal_nan=True)
     elif kind in "mM":
@@ -255,8 +271,7 @@ def _first_array_mismatch(e, a, tol: _Tol, seen) -> tuple | None:
         ).reshape(e.shape)
     else:
         same = e == a
-    bad = np.argwhere(~np.asarray(same, dtype=bool))
-    return tuple(int(i) for i in bad[0]) if len(bad) else None
+    return np.asarray(same, dtype=bool)
 
 
 # ---------------------------------------------------------------- pandas
@@ -476,7 +491,21 @@ def _compare_object(e, a, tol: _Tol, seen) -> str | None:
         attrs_e, attrs_a = vars(e), vars(a)
         if attrs_e or attrs_a or not _has_state(e):
             return _compare_fields(attrs_e, attrs_a, tol, seen)
+    states = _states(e, a)
+    if states is not None:  # C extension objects (sklearn's Tree) expose a state dict
+        return _compare_fields(states[0], states[1], tol, seen)
     return _compare_pickled(e, a)
+
+
+def _states(e, a) -> tuple[dict, dict] | None:
+    """Both values' ``__getstate__()`` when both give a dict of fields."""
+    try:
+        state_e, state_a = e.__getstate__(), a.__getstate__()
+    except Exception:  # noqa: BLE001 - no usable state: compare pickled bytes
+        return None
+    if isinstance(state_e, dict) and isinstance(state_a, dict) and state_e:
+        return state_e, state_a
+    return None
 
 
 def _equality(e, a) -> bool | None:
