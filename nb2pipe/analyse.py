@@ -115,6 +115,7 @@ class Analyser:
         self.tasks: list[TaskFlow] = []
         self.tests: list[TestFlow] = []
         self.later_binds: dict[str, Ref] = {}
+        self.vanished: dict[str, tuple[str, ...]] = {}   # definitions-only task -> its after:
 
     def loc(self, ref: Ref) -> Location:
         return Location(self.path, ref.cell + 1, ref.line, ref.col)
@@ -161,6 +162,7 @@ class Analyser:
         if self.only_definitions(section):
             # Only imports, defs and classes: they move to helpers.py and the
             # modules' imports, leaving nothing for a task to do.
+            self.vanished[section.name] = section.after
             self.record(section, facts, "task")
             return
         self.check_aliases(section, facts)
@@ -173,7 +175,7 @@ class Analyser:
             if any(r.name == name for r in facts.binds + facts.maybe):
                 ref = next(r for r in facts.binds + facts.maybe if r.name == name)
                 self.found.append(codes.make("NB312", self.loc(ref), detail=repr(name)))
-        upstream = tuple(dict.fromkeys([t for _, t in inputs] + list(section.after)))
+        upstream = tuple(dict.fromkeys([t for _, t in inputs] + self.after(section.after)))
         self.tasks.append(TaskFlow(section, facts, inputs, params, helpers, imports,
                                    upstream, prelude, kinds=_kinds_after(self.s.kinds, facts)))
         # Only module-level names can clash with the task's function: locals
@@ -185,6 +187,14 @@ class Analyser:
             self.found.append(codes.make("NB308", Location(self.path, section.tag_cell + 1),
                                          detail=section.name))
         self.record(section, facts, "task")
+
+    def after(self, names: tuple[str, ...]) -> list[str]:
+        """``after:`` edges to tasks of the pipeline: a task that vanished (only
+        definitions) passes on its own edges."""
+        found: list[str] = []
+        for name in names:
+            found += self.after(self.vanished[name]) if name in self.vanished else [name]
+        return found
 
     def only_definitions(self, section: Section) -> bool:
         hoisted = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
@@ -313,24 +323,10 @@ class Analyser:
             if ref.name in facts.loop_targets and ref not in also:
                 continue
             producer = self.s.producer.get(ref.name)
-            if ref not in also and self.maybe_unbound(producer, ref.name):
-                continue  # no old value to keep: its producer may not have bound it
             if ref.name not in resolved and producer is not None and producer.kind in PASSED_ON:
                 resolved.add(ref.name)
                 self.resolve_one(ref, facts, inputs, params, helpers, imports)
         return tuple(inputs.items()), tuple(params), tuple(helpers), tuple(imports.values())
-
-    def maybe_unbound(self, producer: Producer | None, name: str) -> bool:
-        """True when the task that last bound ``name`` only maybe did, from nothing.
-
-        ``try: a = f() except E: a = 0`` is fine, but after ``if c: a = 1`` with
-        no earlier ``a``, the name may not exist: taking it as an input would
-        make that task return an unbound local.
-        """
-        if producer is None or producer.kind != "task":
-            return False
-        flow = next((t for t in self.tasks if t.name == producer.section), None)
-        return flow is not None and self.maybe_only(flow, name)
 
     def resolve_one(self, ref: Ref, facts: SectionFacts, inputs: dict[str, str],
                     params: list[str], helpers: list[str], imports: dict[str, ImportFact]) -> None:
@@ -437,6 +433,11 @@ class Analyser:
         mine = [r for r in facts.draws if r.name.startswith(rng)]
         if not mine:
             return
+        first_draw = (mine[0].cell, mine[0].line, mine[0].col)
+        if any(own.kind == "seed" and own.target == seed.target
+               and (own.ref.cell, own.ref.line, own.ref.col) < first_draw
+               for own in facts.states):
+            return  # the task seeds the generator itself before drawing
         before = [(task, r) for task, r in self.s.draws if r.name.startswith(rng)
                   and (r.cell, r.line) > (seed.ref.cell, seed.ref.line)]
         if before:

@@ -880,3 +880,16 @@ peek = box.inner
 """)
     assert [c for c, _ in f.at("NB310")] == [2]
     assert all("inner" in d.message for d in f.diagnostics if d.code == "NB310")
+
+
+def test_no_seed_warning_when_the_task_reseeds_before_drawing(tmp_path: Path) -> None:
+    f = flow_of(tmp_path, """
+# %% tags=["task:a"]
+import numpy as np
+np.random.seed(0)
+x = np.random.rand(2)
+# %% tags=["task:b"]
+np.random.seed(1)
+y = np.random.rand(2)
+""")
+    assert "NB405" not in f.codes()
