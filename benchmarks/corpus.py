@@ -60,6 +60,7 @@ def one(folder: Path, work: Path) -> dict:
     else:
         row.update(stage="ok", category="reproduced", detail=f"{len(report.rows)} products")
     row["products"] = len(report.rows)
+    row["verdicts"] = dict(Counter(r.verdict for r in report.rows))
     return row
 
 
@@ -91,6 +92,10 @@ def main() -> None:
     print(f"\n{total} notebooks: {converted} converted, "
           f"{stages['ok'] + stages['verify']} built, {stages['ok']} reproduced every value")
     print("by category:", dict(Counter(r["category"] for r in rows)))
+    verdicts = Counter()
+    for r in rows:
+        verdicts.update(r.get("verdicts", {}))
+    print("product verdicts:", dict(verdicts))
     times = [r["convert_seconds"] for r in rows if "convert_seconds" in r]
     if times:
         print(f"convert time per notebook: median {statistics.median(times):.3f}s, "
