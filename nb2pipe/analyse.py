@@ -10,6 +10,7 @@ uses, and which names it must return (its products).
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass, field
 
 from . import codes
@@ -17,6 +18,10 @@ from .flow import BUILTINS, Definition, ImportFact, Ref, SectionFacts, StateFact
 from .model import Diagnostic, Layout, Location, Notebook, Section, TaskKind
 from .scope import Free
 
+# Names the generated pipeline itself passes (run(product, upstream, workdir, ...))
+# or that Ploomber expands in env.yaml ({{here}}, {{cwd}}...).
+RESERVED_PARAMETERS = frozenset({"product", "upstream", "workdir", "here", "cwd", "root",
+                                 "user", "now", "git", "git_hash", "env"})
 # Values that are never products: what they are cannot be saved meaningfully.
 NOT_PRODUCTS = frozenset({"import", "function", "class", "figure", "unpicklable"})
 # Producers whose value a task keeps when it only maybe rebinds a name
@@ -285,7 +290,11 @@ class Analyser:
                                          f"{type(value).__name__} cannot be a YAML parameter "
                                          "(use a list, dict, str, number, bool or None)"))
             return
-        self.parameters[stmt.targets[0].id] = value
+        name = stmt.targets[0].id
+        if name in RESERVED_PARAMETERS:
+            self.found.append(codes.make("NB312", where, detail=f"parameter {name!r}"))
+            return
+        self.parameters[name] = value
 
     def skip(self, section: Section, facts: SectionFacts) -> None:
         """Skipped cells define nothing for the pipeline; remember where for messages."""
@@ -536,13 +545,16 @@ class Analyser:
 
     @staticmethod
     def definition_time_reads(definition: Definition) -> set[str]:
-        """Names a def's decorators and default values read when it is defined."""
+        """Names a def's (or ``f = lambda``'s) decorators and default values read
+        when it is defined."""
         import textwrap
 
         node = ast.parse(textwrap.dedent(definition.text)).body[-1]
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+            node = node.value
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             return set()
-        parts = [*node.decorator_list, *node.args.defaults,
+        parts = [*getattr(node, "decorator_list", []), *node.args.defaults,
                  *(d for d in node.args.kw_defaults if d is not None)]
         return {n.id for part in parts for n in ast.walk(part)
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
@@ -590,7 +602,9 @@ def _state_reads(prelude: tuple[StateFact, ...]) -> tuple[Ref, ...]:
 
 def _yaml_exact(value: object) -> bool:
     """True if YAML gives back exactly this value (no tuples, sets, bytes...)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, float):
+        return math.isfinite(value)  # inf/nan have no literal in Python or YAML
+    if value is None or isinstance(value, (bool, int, str)):
         return True
     if isinstance(value, list):
         return all(_yaml_exact(v) for v in value)

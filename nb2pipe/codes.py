@@ -132,7 +132,8 @@ _ROWS = [
          "A `global`/`nonlocal` statement at the top level of a cell is meaningless in a function."),
     Code("NB312", E, "reserved-name", "{detail} is reserved in the generated pipeline",
          "rename the variable",
-         "Ploomber passes `product` and `upstream` to task functions."),
+         "Ploomber passes `product` and `upstream` to task functions, nb2pipe's glue takes "
+         "`workdir`, and Ploomber expands `{{here}}`, `{{cwd}}`, `{{root}}`... in env.yaml."),
     Code("NB313", E, "class-reads-task-state", "class {detail} reads {other}, which a task defines",
          "pass the value to the class (e.g. as an __init__ argument)",
          "Classes move to helpers.py, where task variables do not exist."),
@@ -180,6 +181,10 @@ _ROWS = [
     Code("NB504", E, "name-clash", "{detail}",
          "rename one of the notebooks",
          "Two notebooks would produce the same package name."),
+    Code("NB506", E, "path-outside-output", "generated files would land outside the output folder: {detail}",
+         "remove the symbolic link that points out of the output folder, or convert elsewhere",
+         "nb2pipe writes only inside the output folder; a symbolic link in it that "
+         "leads elsewhere would make it write over files it does not own."),
 ]
 
 CODES: dict[str, Code] = {row.code: row for row in _ROWS}

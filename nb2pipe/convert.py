@@ -10,6 +10,7 @@ and raise only for the fatal (``errors.Nb2pipeError``).
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,11 +103,15 @@ def convert(source: Path, out: Path, *, force: bool = False) -> Result:
     files.update(_project_files(plans, source, out, single))
     for path, line, message in render.lint(files):
         found.append(codes.make("NB505", Location(path), detail=f"code, line {line}: {message}"))
-    found += write.preflight(out, files, force)
-    if _errors(found):
-        return Result(str(source), _sorted(found), out=out)
-    manifest = _manifest(plans, files, out)
-    written = write.write(out, files, manifest)
+    try:
+        with write.locked(out):  # one lock across the edit check and the write
+            found += write.preflight(out, files, force)
+            if _errors(found):
+                return Result(str(source), _sorted(found), out=out)
+            manifest = _manifest(plans, files, out)
+            written = write.write(out, files, manifest)
+    except write.Locked as error:
+        return Result(str(source), _sorted([*found, error.diagnostic]), out=out)
     tasks = tuple(t.name for p in plans for t in p.tasks)
     return Result(str(source), _sorted(found), files=tuple(written), out=out, tasks=tasks,
                   extra={"manifest": manifest})
@@ -150,7 +155,7 @@ def _project_files(plans, source: Path, out: Path, single: bool) -> dict[str, st
     title = plans[0].package if single else out.name
     return {
         "README.md": render.readme(title, sources, layout, build,
-                                   f"nb2pipe convert {rel} -o ."),
+                                   f"nb2pipe convert {shlex.quote(rel)} -o ."),
         "requirements.txt": render.requirements(modules, extra),
         "conftest.py": render.root_conftest(),
     }
