@@ -336,8 +336,7 @@ s = Scaler().go(3)
     assert f.at("NB313") == [(2, 1)]
 
 
-def test_decorator_is_evaluated_where_the_function_is_defined(tmp_path: Path) -> None:
-    f = flow_of(tmp_path, """
+DECORATED = """
 # %% tags=["task:first"]
 import functools
 size = 8
@@ -346,22 +345,18 @@ size = 8
 def square(v):
     return v * v
 r = square(3)
-""")
+"""
+
+
+def test_decorator_is_evaluated_where_the_function_is_defined(tmp_path: Path) -> None:
+    f = flow_of(tmp_path, DECORATED)
     assert f["second"].inputs == (("size", "first"),)
     assert imported(f["second"]) == {"functools"}
 
 
 def test_decorator_reading_task_state_in_a_hoisted_helper_is_reported(tmp_path: Path) -> None:
-    f = flow_of(tmp_path, """
-# %% tags=["task:first"]
-import functools
-size = 8
-# %% tags=["task:second"]
-@functools.lru_cache(maxsize=size)
-def square(v):
-    return v * v
-r = square(3)
-""")
+    """helpers.py runs the decorator at import time, where `size` does not exist."""
+    f = flow_of(tmp_path, DECORATED)
     assert any(d.code == "NB314" and d.location.cell == 2 and d.location.line == 1
                for d in f.diagnostics)
 
