@@ -199,6 +199,7 @@ class _Walker:
         self.constructed: set[str] = set()
         self.known_kinds: dict[str, str] = {}
         self.in_use: set[str] = set()     # functions whose effects are being applied
+        self.deleted: set[str] = set()    # deleted on every path and not bound since
 
     # --- recording -----------------------------------------------------------
     def ref(self, name: str, node: ast.AST) -> Ref:
@@ -250,11 +251,17 @@ class _Walker:
         self.depth -= 1
 
     def forget(self, name: str, node: ast.AST) -> None:
-        """``name`` is unbound from here on (``del``, the end of an ``except ... as`` block)."""
+        """``name`` is unbound from here on (``del``, the end of an ``except ... as`` block).
+
+        Inside a branch or a loop it only may be: the name may survive.
+        """
         self.bound.discard(name)
         self.out["deletes"].append(self.ref(name, node))
+        if not self.depth:
+            self.deleted.add(name)
 
     def bind(self, name: str, node: ast.AST, kind: str | None = None) -> None:
+        self.deleted.discard(name)  # even a maybe-binding may bring it back
         self.alias_of.pop(name, None)
         if kind is None:
             self.kinds.pop(name, None)
@@ -365,6 +372,9 @@ class _Walker:
         for target in node.targets:
             self.assign_target(target, node, kind)
             self.record_alias(target, node.value)
+        names = [t for t in node.targets if isinstance(t, ast.Name)]
+        for other in names[1:]:  # ``a = b = {}``: one object under both names
+            self.record_alias(other, names[0])
 
     def stmt_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -377,9 +387,14 @@ class _Walker:
         self.expr(node.value)
         target = node.target
         if isinstance(target, ast.Name):
+            # ``xs += [1]`` changes a mutable object in place: what shares it
+            # changes too (for numbers and strings it is a plain rebinding)
             self.read(target.id, target)
-            kind = self.kinds.get(target.id)
+            self.mutate(target.id, target)
+            kind, shared = self.kinds.get(target.id), self.alias_of.get(target.id)
             self.bind(target.id, target, kind)
+            if shared:
+                self.alias_of[target.id] = shared
         else:
             self.assign_target(target, node, None)
 
@@ -483,6 +498,8 @@ class _Walker:
                 self.expr(case.guard)
             self.depth -= 1
             self.block(case.body)
+        if not self.depth:  # a final ``case _:`` makes the match exhaustive
+            self.bound |= definitely_binds([node])
 
     def stmt_Global(self, node: ast.Global | ast.Nonlocal) -> None:
         self.out["global_stmts"].append(self.ref(", ".join(node.names), node))
@@ -734,7 +751,7 @@ class _Walker:
             constructed=frozenset(self.constructed),
             kinds=dict(self.kinds), loop_targets=frozenset(self.loop_targets),
             removals=tuple(out["removals"]), display_drops=tuple(out["display_drops"]),
-            unbound=frozenset(r.name for r in out["deletes"]) - self.bound,
+            unbound=frozenset(self.deleted - self.bound),
             bound=frozenset(self.bound),
             param_order=dict(self.param_order),
         )
@@ -821,7 +838,16 @@ def definitely_binds(body: list[ast.stmt]) -> set[str]:
             bound |= normal | definitely_binds(stmt.finalbody)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             bound |= definitely_binds(stmt.body)
+        elif isinstance(stmt, ast.Match) and _irrefutable(stmt.cases[-1]):
+            bound |= set.intersection(*(definitely_binds(case.body) | set(
+                scope.pattern_names(case.pattern)) for case in stmt.cases))
     return bound
+
+
+def _irrefutable(case: ast.match_case) -> bool:
+    """``case _:`` or ``case name:`` without a guard: it always matches."""
+    return case.guard is None and isinstance(case.pattern, ast.MatchAs) \
+        and case.pattern.pattern is None
 
 
 def import_binding(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> tuple[str, str, str]:
