@@ -238,7 +238,8 @@ class Analyser:
     def report_aliases(self) -> None:
         """NB310 for every alias break whose other name a later section reads."""
         order = [s.name for s in self.layout.sections]
-        readers = [(t.section.name, {n for n, _ in t.inputs}) for t in (*self.tasks, *self.tests)]
+        readers = [(t.section.name, {n for n, _ in t.inputs} | set(t.params))
+                   for t in (*self.tasks, *self.tests)]
         for task, ref, partners, owner, alias_ref in self.s.alias_breaks:
             # the mutating task itself counts when it loads the partner: its copy
             # is a separate object there too
@@ -509,7 +510,8 @@ class Analyser:
                                tuple[ImportFact, ...]]:
         """Hoisted definitions, the globals each must now take, and their imports."""
         s = self.s
-        setup_names = {r.name for r in self.setup.binds} if self.setup else set()
+        setup_names = {r.name for r in self.setup.binds + self.setup.maybe} if self.setup \
+            else set()
         local = set(s.definitions) | setup_names
         globals_: dict[str, tuple[str, ...]] = {}
         imports: dict[str, ImportFact] = {}

@@ -68,6 +68,8 @@ RNG_NOT_DRAWS = frozenset({"seed", "default_rng", "RandomState", "Generator", "S
                            "get_state", "set_state", "getstate", "setstate", "Random",
                            "SystemRandom", "PCG64", "MT19937", "BitGenerator"})
 DYNAMIC = frozenset({"exec", "eval", "globals", "locals", "vars"})
+# Context managers that swallow exceptions: the body of their ``with`` may stop part way.
+SUPPRESSING = frozenset({"suppress", "raises", "assertRaises", "assertRaisesRegex"})
 # Top-level expressions that only show something in the notebook.
 DISPLAY_METHODS = frozenset({"head", "tail", "describe", "info", "value_counts", "nunique",
                              "unique", "memory_usage", "to_string", "get_params"})
@@ -384,18 +386,20 @@ class _Walker:
             self.assign_target(node.target, node, self.kind_of(node.value))
 
     def stmt_AugAssign(self, node: ast.AugAssign) -> None:
-        self.expr(node.value)
         target = node.target
         if isinstance(target, ast.Name):
+            # the old value is loaded first: ``x += (x := 1)`` reads the earlier x
+            self.read(target.id, target)
+            self.expr(node.value)
             # ``xs += [1]`` changes a mutable object in place: what shares it
             # changes too (for numbers and strings it is a plain rebinding)
-            self.read(target.id, target)
             self.mutate(target.id, target)
             kind, shared = self.kinds.get(target.id), self.alias_of.get(target.id)
             self.bind(target.id, target, kind)
             if shared:
                 self.alias_of[target.id] = shared
         else:
+            self.expr(node.value)
             self.assign_target(target, node, None)
 
     def assign_target(self, target: ast.AST, node: ast.AST, kind: str | None) -> None:
@@ -461,7 +465,7 @@ class _Walker:
             if item.optional_vars is not None:
                 self.assign_target(item.optional_vars, node, None)
                 self.loop_targets.update(n.id for n in scope.target_names(item.optional_vars))
-        self.block(node.body, conditional=False)
+        self.block(node.body, conditional=_suppresses(node))
 
     stmt_AsyncWith = stmt_With
 
@@ -668,10 +672,18 @@ class _Walker:
         return True
 
     def record_alias(self, target: ast.AST, value: ast.AST) -> None:
-        if not isinstance(target, ast.Name):
-            return
-        sources = self.alias_sources(value)
-        if sources:
+        if _pairs(target, value):
+            # ``a, b = x, y`` pairs up; in a swap the names no longer hold what they did
+            taken = {n.id for n in scope.target_names(target)}
+            found = [(t, v, self.alias_sources(v) - taken)
+                     for t, v in zip(target.elts, value.elts)]  # type: ignore[attr-defined]
+            for elt, part, sources in found:
+                self.note_alias(elt, part, sources)
+        elif isinstance(target, ast.Name):
+            self.note_alias(target, value, self.alias_sources(value))
+
+    def note_alias(self, target: ast.AST, value: ast.AST, sources: set[str]) -> None:
+        if isinstance(target, ast.Name) and sources:
             self.alias_of[target.id] = sources
             self.out["aliases"].append((self.ref(target.id, target), frozenset(sources)))
             if _builds_object(value):
@@ -760,6 +772,21 @@ class _Walker:
 MUTATED_ARG = scope.MUTATING_FUNCTIONS
 
 
+def _suppresses(node: ast.With | ast.AsyncWith) -> bool:
+    """``with suppress(KeyError):``, ``with pytest.raises(E):``: the body may stop
+    anywhere and the code after it still runs."""
+    return any(isinstance(item.context_expr, ast.Call)
+               and (scope.dotted(item.context_expr.func) or "").rpartition(".")[2]
+               in SUPPRESSING for item in node.items)
+
+
+def _pairs(target: ast.AST, value: ast.AST) -> bool:
+    """``a, b = x, y``: each target gets the value in its place."""
+    return isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
+        and len(target.elts) == len(value.elts) and not any(
+            isinstance(e, ast.Starred) for e in (*target.elts, *value.elts))
+
+
 def _builds_object(value: ast.AST) -> bool:
     """``Foo(x)`` or ``Foo(x).fit(...)``: a new object that holds ``x``."""
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
@@ -794,6 +821,18 @@ class _Expr(ast.NodeVisitor):
         self.generic_visit(node)
         self.w.call_effects(node)
 
+    def visit_BoolOp(self, node: ast.BoolOp | ast.IfExp) -> None:
+        """``a or (n := 1)``, ``x if c else (n := 1)``: only the first part always runs."""
+        first, *rest = [node.test, node.body, node.orelse] if isinstance(node, ast.IfExp) \
+            else node.values
+        self.visit(first)
+        self.w.depth += 1
+        for part in rest:
+            self.visit(part)
+        self.w.depth -= 1
+
+    visit_IfExp = visit_BoolOp
+
     def _nested(self, node: ast.AST) -> None:
         """Comprehensions and lambdas run here: their free names are read now."""
         if isinstance(node, ast.Lambda):
@@ -819,6 +858,7 @@ def definitely_binds(body: list[ast.stmt]) -> set[str]:
     """
     bound: set[str] = set()
     for stmt in body:
+        bound |= _walrus(stmt)
         if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if not isinstance(stmt, ast.AnnAssign) or stmt.value is not None:
@@ -836,12 +876,34 @@ def definitely_binds(body: list[ast.stmt]) -> set[str]:
             for handler in stmt.handlers:  # ``except E as e`` deletes e at its end
                 normal &= definitely_binds(handler.body) - {handler.name}
             bound |= normal | definitely_binds(stmt.finalbody)
-        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)) and not _suppresses(stmt):
             bound |= definitely_binds(stmt.body)
         elif isinstance(stmt, ast.Match) and _irrefutable(stmt.cases[-1]):
             bound |= set.intersection(*(definitely_binds(case.body) | set(
                 scope.pattern_names(case.pattern)) for case in stmt.cases))
     return bound
+
+
+def _walrus(node: ast.AST) -> set[str]:
+    """Names ``:=`` binds in what always runs of ``node``: the header of a compound
+    statement, not the operands ``and``/``or``/``x if c else y`` may skip, not
+    lambdas and comprehensions."""
+    if isinstance(node, ast.NamedExpr):
+        return {node.target.id} | _walrus(node.value)
+    if isinstance(node, (*scope.SCOPE_NODES, ast.Try, ast.TryStar)):
+        return set()
+    parts: list[ast.AST] = list(ast.iter_child_nodes(node))
+    if isinstance(node, ast.BoolOp):
+        parts = node.values[:1]
+    elif isinstance(node, (ast.IfExp, ast.If, ast.While)):
+        parts = [node.test]
+    elif isinstance(node, (ast.For, ast.AsyncFor)):
+        parts = [node.iter]
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        parts = [item.context_expr for item in node.items]
+    elif isinstance(node, ast.Match):
+        parts = [node.subject]
+    return set().union(*(_walrus(part) for part in parts))
 
 
 def _irrefutable(case: ast.match_case) -> bool:

@@ -274,7 +274,7 @@ class Planner:
         self.consumed = {(task, name) for flow in (*analysis.tasks, *analysis.tests)
                          for name, task in flow.inputs}
         setup = analysis.setup
-        self.setup_names = {r.name for r in setup.binds} if setup else set()
+        self.setup_names = {r.name for r in setup.binds + setup.maybe} if setup else set()
 
     def source_label(self, cells: tuple[int, ...]) -> str:
         numbers = ", ".join(str(c + 1) for c in cells)
@@ -308,6 +308,10 @@ class Planner:
             code = edit_cell(self.nb.cells[cell].code, cell, spans, helper_globals)
             if code.strip():
                 parts.append(f"# notebook cell {cell + 1}\n{code}")
+        shadowed = self.shadowed(flow)
+        if shadowed:
+            parts.insert(0, "# rebound below, so locals of the function: imported here\n"
+                         + "\n".join(shadowed.values()))
         body = "\n\n".join(parts)
         local = [line for line in self.local_imports(flow, body)
                  if line not in {f.statement for f in own_local}]
@@ -324,7 +328,8 @@ class Planner:
         used = loaded_names(body + "\n" + returns) if body.strip() else set()
         positional = tuple(name for name, _ in flow.inputs)
         keyword = tuple(p for p in dict.fromkeys(flow.params))
-        imports = self.imports_for(flow.imports, used, flow)
+        # parameters shadow module-level names: importing those too is dead code
+        imports = self.imports_for(flow.imports, used - {*shadowed, *positional, *keyword}, flow)
         products = self.products(flow)
         plots = any(f.module.startswith(PLOT_MODULES) for f in self.all_imports(flow)
                     if f.name in used)
@@ -349,6 +354,19 @@ class Planner:
             keyword=keyword,
             figures=f"products/{self.pkg}/{flow.name}/figures" if plots or not products else "",
         )
+
+    def shadowed(self, flow: TaskFlow) -> dict[str, str]:
+        """Imported or setup names the task reads and also rebinds or deletes -> their import.
+
+        Python makes them locals of the task function, unbound where the body
+        first reads them: a module-level import does not reach them there.
+        """
+        facts = flow.facts
+        moved = {f.ref for f in facts.imports} | {d.ref for d in facts.defs}  # hoisted
+        rebound = {r.name for r in facts.binds + facts.maybe + facts.deletes if r not in moved}
+        statements = {f.name: f.statement for f in flow.imports}
+        names = rebound & (set(flow.helpers) | set(statements))
+        return {n: statements.get(n, f"from {self.pkg}.helpers import {n}") for n in sorted(names)}
 
     def local_imports(self, flow: TaskFlow, body: str) -> list[str]:
         """Import statements of the notebook's own modules that this body uses."""
@@ -456,6 +474,8 @@ class Planner:
             used = loaded_names(code) if code.strip() else set()
             imports += self.imports_for(flow.imports, used, None)
             body = indent(code) if code.strip() else ""
+            if body and not ast.parse(code).body:  # only comments (e.g. a dropped %%html)
+                body += "\n    pass"
             cases.append((f"test_cell_{cell + 1}", indent("\n".join(loads)) if loads else "",
                           body or "    pass"))
         return TestPlan(
