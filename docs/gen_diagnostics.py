@@ -31,6 +31,7 @@ RANGES = {
     "3": "NB3xx: data flow",
     "4": "NB4xx: IPython and interpreter state",
     "5": "NB5xx: writing the project",
+    "6": "NB6xx: recording (`convert --record`)",
 }
 
 # Words in braces in messages and fixes, filled in for each finding.

@@ -43,12 +43,29 @@ def main() -> None:
               help="Folder of the generated project (created if missing).")
 @click.option("--force", is_flag=True,
               help="Overwrite generated files even if you edited them since.")
-def convert(source: Path, out: Path, force: bool) -> None:
+@click.option("--record", is_flag=True,
+              help="Run the notebook and record the values crossing every task boundary: "
+                   "typed signatures, fixtures under tests/data/ and characterization tests.")
+@click.option("--repeat", type=click.IntRange(1, 10), default=2, show_default=True,
+              help="With --record: runs of the notebook, to find values that differ between "
+                   "runs.")
+@click.option("--timeout", type=click.IntRange(1), default=600, show_default=True,
+              help="With --record: seconds each cell may run.")
+@click.option("--fixture-cap", type=click.FloatRange(0), default=20.0, show_default=True,
+              help="With --record: megabytes of fixtures per notebook; larger outputs are "
+                   "stored as fingerprints.")
+@click.option("--python", "python", type=click.Path(exists=True, dir_okay=False),
+              help="With --record: the interpreter to run the notebook's kernel with "
+                   "(default: the notebook's python3 kernel).")
+def convert(source: Path, out: Path, force: bool, record: bool, repeat: int, timeout: int,
+            fixture_cap: float, python: str | None) -> None:
     """Convert NOTEBOOK (or every notebook in a FOLDER) into a pipeline project."""
-    from .convert import convert as run
+    from .convert import RecordOptions, convert as run
 
     _require(source)
-    result = run(source, out, force=force)
+    options = RecordOptions(repeat=repeat, timeout=timeout, cap=int(fixture_cap * 1024 * 1024),
+                            python=python) if record else None
+    result = run(source, out, force=force, record=options)
     _print(result)
     if not result.ok:
         click.echo(f"nb2pipe: nothing written ({_summary(result.diagnostics)})", err=True)

@@ -5,7 +5,7 @@ longer explanation.  ``nb2pipe explain CODE`` and ``docs/diagnostics.md`` are
 generated from this table, so a code is documented exactly once.
 
 Ranges: NB1xx reading, NB2xx tags, NB3xx data flow, NB4xx IPython and
-interpreter state, NB5xx writing the project.
+interpreter state, NB5xx writing the project, NB6xx recording (``--record``).
 """
 
 from __future__ import annotations
@@ -185,6 +185,44 @@ _ROWS = [
          "remove the symbolic link that points out of the output folder, or convert elsewhere",
          "nb2pipe writes only inside the output folder; a symbolic link in it that "
          "leads elsewhere would make it write over files it does not own."),
+    # --- recording (convert --record) ---------------------------------------
+    Code("NB601", E, "record-failed", "the notebook failed while recording: {detail}",
+         "make the notebook run top to bottom in a fresh kernel (Kernel > Restart & Run All), "
+         "then convert again",
+         "--record runs the notebook once in a fresh kernel; a cell raised. The kernel's "
+         "traceback follows the message. Nothing was written."),
+    Code("NB602", E, "no-kernel", "cannot start a kernel to record: {detail}",
+         "install ipykernel where the notebook's libraries are: pip install ipykernel "
+         "(or pass --python PATH)",
+         "Recording needs a Jupyter kernel for the notebook's language, in the environment "
+         "that has the notebook's libraries."),
+    Code("NB603", E, "record-timeout", "{detail}",
+         "raise --timeout (seconds per cell), or make the cell faster for recording",
+         "A cell ran longer than --timeout; the kernel was stopped. Nothing was written."),
+    Code("NB604", W, "unstable-value",
+         "`{detail}` differs between two runs of the notebook ({other})",
+         "seed the randomness it depends on (np.random.seed(0), random_state=0) or drop "
+         "the clock from it; until then its test checks only type, shape and columns",
+         "Recording runs the notebook twice (--repeat). A value that differs between two "
+         "identical runs cannot be compared exactly, so its characterization test compares "
+         "only its type, shape, columns and dtypes: never a flaky test."),
+    Code("NB605", E, "unserializable-value", "`{detail}` cannot be saved ({other})",
+         "recreate it in the task that uses it, merge the two tasks, or make it picklable",
+         "A value that crosses a task boundary must be saved by one task and loaded by "
+         "the next. The recorded run showed that this one cannot be pickled (an open "
+         "file, a connection, a generator...): the pipeline would fail at run time."),
+    Code("NB606", E, "run-disagrees-with-analysis", "{detail}",
+         "write the assignment as plain Python (`df = ...`) instead of exec/globals()",
+         "The recorded run saw a task rebind a name that the static analysis did not "
+         "see it bind (exec, globals()[...], setattr on a module...), and a later task "
+         "reads that name: the pipeline would give it an older value."),
+    Code("NB607", I, "no-recorded-test", "task {detail} gets no recorded test: {other}",
+         "raise --fixture-cap, or rely on `nb2pipe verify` for this task",
+         "A characterization test needs every input of the task stored in full and at "
+         "least one output it can compare."),
+    Code("NB608", W, "value-not-loadable", "`{detail}` was recorded but cannot be loaded here ({other})",
+         "install nb2pipe in the environment that has the notebook's libraries",
+         "nb2pipe reads the recorded values in its own process to store them as fixtures."),
 ]
 
 CODES: dict[str, Code] = {row.code: row for row in _ROWS}

@@ -582,3 +582,157 @@ _KINDS: tuple[_Kind, ...] = (
 
 def _kind(value: object) -> _Kind:
     return next(kind for kind in _KINDS if kind.matches(value))
+
+
+# ---------------------------------------------------------------- fingerprints
+#
+# A value too large to store as a test fixture (or one that differs between two
+# runs of the notebook) is stored as its fingerprint: type, shape, columns and
+# dtypes, and, unless ``content=False``, a summary of its content (sums of float
+# data, digests of everything else).  ``compare(fp, fingerprint(actual))`` then
+# checks a new value against it with the usual float tolerances.
+
+# Elements of a container summarised one by one; the rest only counted.
+_FINGERPRINT_ITEMS = 100
+
+
+def fingerprint(value: object, content: bool = True, depth: int = 0) -> dict:
+    """A small JSON-able summary of ``value`` that still changes when it does."""
+    found: dict = {"type": f"{_module(value)}.{type(value).__qualname__}"}
+    if depth > 3:
+        return found
+    for kind, summarise in _FINGERPRINTS:
+        if kind(value):
+            found.update(summarise(value, content, depth))
+            break
+    return found
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _fp_scalar(value, content, depth) -> dict:
+    if not content:
+        return {}
+    if isinstance(value, str) and len(value) > 200:
+        return {"len": len(value), "digest": _digest(value.encode("utf-8", "replace"))}
+    if _is_number(value) and _is_nan(value):
+        return {"value": "nan"}
+    return {"value": value.item() if hasattr(value, "item") else value}
+
+
+def _fp_array(value, content, depth) -> dict:
+    import numpy as np
+
+    found = {"shape": list(value.shape), "dtype": str(value.dtype)}
+    if content:
+        found.update(_fp_numbers(np.asarray(value)))
+    return found
+
+
+def _fp_numbers(array) -> dict:
+    """Sums for floats (tolerant), a digest for exact data."""
+    import numpy as np
+
+    if array.dtype.kind in "fc":
+        finite = np.where(np.isfinite(array), array, 0)
+        return {
+            "sum": complex(finite.sum()).real,
+            "abs_sum": float(np.abs(finite).sum()),
+            "nan": int(np.isnan(array).sum()),
+        }
+    if array.dtype.hasobject:
+        return {"digest": _digest(repr(array.tolist()).encode("utf-8", "replace"))}
+    return {"digest": _digest(np.ascontiguousarray(array).tobytes())}
+
+
+def _fp_pandas(value, content, depth) -> dict:
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        found = {
+            "shape": list(value.shape),
+            "columns": [str(c) for c in value.columns],
+            "dtypes": [str(d) for d in value.dtypes],
+        }
+        if content:
+            found["content"] = {
+                str(c): _fp_column(value.iloc[:, i]) for i, c in enumerate(value.columns)
+            }
+            found["index"] = _fp_column(value.index.to_series())
+        return found
+    if isinstance(value, pd.Series):
+        found = {"shape": list(value.shape), "dtype": str(value.dtype)}
+        if content:
+            found.update(content=_fp_column(value), index=_fp_column(value.index.to_series()))
+        return found
+    return {"len": len(value)} if hasattr(value, "__len__") else {}
+
+
+def _fp_column(column) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    if column.dtype.kind in "fc":
+        return _fp_numbers(column.to_numpy())
+    try:
+        hashed = pd.util.hash_pandas_object(column, index=False).to_numpy()
+    except Exception:  # noqa: BLE001 - unhashable cells: their text stands in
+        return {"digest": _digest(repr(column.tolist()).encode("utf-8", "replace"))}
+    return {"digest": _digest(np.ascontiguousarray(hashed).tobytes())}
+
+
+def _fp_mapping(value, content, depth) -> dict:
+    found: dict = {"len": len(value)}
+    if content:
+        items = list(value.items())[:_FINGERPRINT_ITEMS]
+        found["items"] = {str(k): fingerprint(v, content, depth + 1) for k, v in items}
+    return found
+
+
+def _fp_sequence(value, content, depth) -> dict:
+    found: dict = {"len": len(value)}
+    if content:
+        items = list(value)[:_FINGERPRINT_ITEMS]
+        found["items"] = [fingerprint(v, content, depth + 1) for v in items]
+    return found
+
+
+def _fp_estimator(value, content, depth) -> dict:
+    params = value.get_params(deep=False)
+    found: dict = {
+        "params": {
+            k: v if isinstance(v, (str, int, float, bool, type(None))) else _type(v)
+            for k, v in sorted(params.items())
+        }
+    }
+    if content:
+        found["fitted"] = {
+            k: fingerprint(v, content, depth + 1) for k, v in sorted(_fitted(value).items())
+        }
+    return found
+
+
+def _fp_object(value, content, depth) -> dict:
+    if not content:
+        return {}
+    try:
+        return {"digest": _digest(pickle.dumps(value, protocol=4))}
+    except Exception:  # noqa: BLE001 - the type alone must do
+        return {}
+
+
+_FINGERPRINTS: tuple = (
+    (_is_figure, lambda value, content, depth: {}),
+    (lambda v: v is None or isinstance(v, (str, bool)) or _is_number(v), _fp_scalar),
+    (_is_ndarray, _fp_array),
+    (_is_pandas, _fp_pandas),
+    (lambda v: isinstance(v, Mapping), _fp_mapping),
+    (lambda v: isinstance(v, (list, tuple)), _fp_sequence),
+    (lambda v: isinstance(v, (set, frozenset)), lambda v, c, d: _fp_sequence(sorted(v, key=repr), c, d)),
+    (_is_estimator, _fp_estimator),
+    (lambda v: True, _fp_object),
+)

@@ -78,10 +78,23 @@ def check(source: Path) -> list[Result]:
     return results
 
 
-def convert(source: Path, out: Path, *, force: bool = False) -> Result:
+@dataclass(frozen=True)
+class RecordOptions:
+    """How ``convert --record`` runs the notebook (see recording.py, fixtures.py)."""
+
+    repeat: int = 2                 # runs, to find values that differ between runs
+    timeout: int = 600              # seconds per cell
+    cap: int = 20 * 1024 * 1024     # fixture bytes per notebook
+    python: str | None = None       # the kernel's interpreter; default: the python3 kernel
+
+
+def convert(source: Path, out: Path, *, force: bool = False,
+            record: RecordOptions | None = None) -> Result:
     """Convert a notebook (or a folder of notebooks) into one project in ``out``.
 
-    Nothing is written unless every notebook converts without errors.
+    With ``record``, each notebook is also run (``repeat`` times) and its task
+    boundaries become typed signatures, fixtures and characterization tests.
+    Nothing is written unless every notebook converts (and runs) without errors.
     """
     from . import plan as planning
     from . import render, write
@@ -96,11 +109,20 @@ def convert(source: Path, out: Path, *, force: bool = False) -> Result:
     found += _name_clashes(fronts)
     if _errors(found) or not all(f.ok for f in fronts):
         return Result(str(source), _sorted(found), out=out)
-    plans = [planning.plan(f.notebook, f.analysis, out, single) for f in fronts]
-    files: dict[str, str] = {}
+    recorded: dict[str, tuple] = {}
+    if record is not None:
+        found += _record(fronts, record, recorded)
+        if _errors(found):
+            return Result(str(source), _sorted(found), out=out)
+    plans = [planning.plan(f.notebook, f.analysis, out, single, *recorded.get(f.notebook.name,
+                                                                               (None, None)))
+             for f in fronts]
+    files: dict[str, str | bytes] = {}
     for p in plans:
         files.update(render.render_notebook(p))
     files.update(_project_files(plans, source, out, single))
+    for _recording, fixtures in recorded.values():
+        files.update(fixtures.files)
     for path, line, message in render.lint(files):
         found.append(codes.make("NB505", Location(path), detail=f"code, line {line}: {message}"))
     try:
@@ -108,13 +130,39 @@ def convert(source: Path, out: Path, *, force: bool = False) -> Result:
             found += write.preflight(out, files, force)
             if _errors(found):
                 return Result(str(source), _sorted(found), out=out)
-            manifest = _manifest(plans, files, out)
+            manifest = _manifest(plans, files, out, recorded)
             written = write.write(out, files, manifest)
     except write.Locked as error:
         return Result(str(source), _sorted([*found, error.diagnostic]), out=out)
     tasks = tuple(t.name for p in plans for t in p.tasks)
     return Result(str(source), _sorted(found), files=tuple(written), out=out, tasks=tasks,
                   extra={"manifest": manifest})
+
+
+def _record(fronts: list[Front], options: RecordOptions,
+            recorded: dict[str, tuple]) -> list[Diagnostic]:
+    """read -> tags -> analyse -> **record -> fixtures**, for each notebook; fills
+    ``recorded[package] = (recording, fixtures)`` while the run's values exist."""
+    import tempfile
+
+    from . import fixtures as fixture_stage
+    from . import recording as recording_stage
+
+    found: list[Diagnostic] = []
+    with tempfile.TemporaryDirectory(prefix="nb2pipe-record-") as workspace:
+        for f in fronts:
+            assert f.notebook is not None and f.analysis is not None
+            recording, more = recording_stage.record(
+                f.notebook, f.analysis, Path(workspace) / f.notebook.name,
+                repeat=options.repeat, timeout=options.timeout, python=options.python)
+            found += more
+            if recording is None:
+                return found
+            fixtures, more = fixture_stage.build(recording, f.notebook, f.analysis,
+                                                 f.notebook.name, options.cap)
+            found += more
+            recorded[f.notebook.name] = (recording, fixtures)
+    return found
 
 
 def _name_clashes(fronts: list[Front]) -> list[Diagnostic]:
@@ -161,13 +209,14 @@ def _project_files(plans, source: Path, out: Path, single: bool) -> dict[str, st
     }
 
 
-def _manifest(plans, files: dict[str, str], out: Path) -> dict:
+def _manifest(plans, files: dict[str, str | bytes], out: Path,
+              recorded: dict[str, tuple]) -> dict:
     """The machine-readable record of the conversion (docs/project-layout.md)."""
     from .write import digest
 
     notebooks = []
     for p in plans:
-        notebooks.append({
+        entry = {
             "source": Path(os.path.relpath(p.notebook.path.resolve(), out.resolve())).as_posix(),
             "content_hash": p.notebook.content_hash,
             "package": p.package,
@@ -179,7 +228,10 @@ def _manifest(plans, files: dict[str, str], out: Path) -> dict:
                 "products": [{"variable": x.variable, "path": x.path, "format": x.format}
                              for x in t.products],
             } for t in p.tasks],
-        })
+        }
+        if p.package in recorded:
+            entry["recording"] = _recording_entry(*recorded[p.package])
+        notebooks.append(entry)
     manifest: dict = {"format_version": MANIFEST_VERSION, "nb2pipe_version": __version__}
     if len(notebooks) == 1:
         # SPEC §3's flat form for the common case of one notebook per project
@@ -189,6 +241,21 @@ def _manifest(plans, files: dict[str, str], out: Path) -> dict:
     manifest["notebooks"] = notebooks
     manifest["files"] = {path: digest(text) for path, text in sorted(files.items())}
     return manifest
+
+
+def _recording_entry(recording, fixtures) -> dict:
+    """How each recorded value was stored (strategy per value; docs/recording.md)."""
+    return {
+        "runs": len(recording.seconds),
+        "seconds": list(recording.seconds),
+        "data": fixtures.data_dir,
+        "bytes": fixtures.total,
+        "tested": list(fixtures.tested),
+        "values": [{"task": f.task, "side": f.side, "variable": f.variable, "type": f.type,
+                    "stable": f.stable, "strategy": f.strategy, "path": f.path,
+                    "format": f.format, "bytes": f.bytes, **({"note": f.note} if f.note else {})}
+                   for f in fixtures.items],
+    }
 
 
 def _sorted(found: list[Diagnostic] | tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:

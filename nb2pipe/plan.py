@@ -8,6 +8,7 @@ the exact code of each function body.  Templates only place these strings
 from __future__ import annotations
 
 import ast
+import builtins
 import io
 import os
 import sys
@@ -15,11 +16,16 @@ import textwrap
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .analyse import Analysis, TaskFlow, TestFlow
-from .flow import BUILTINS, ImportFact, Span
+from .flow import ImportFact, Span
 from .model import Notebook
+
+if TYPE_CHECKING:
+    from .fixtures import Fixtures
+    from .recording import Observed, Recording
 
 # The table of product formats: value kind -> (format, file extension).
 SERIALIZERS = {
@@ -77,6 +83,7 @@ class TestPlan:
     header: str
     imports: tuple[str, ...]
     cases: tuple[tuple[str, str, str], ...]   # (test name, loads, body)
+    support: str = ""                         # helpers of the recorded test, if any
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,34 @@ class Plan:
     env_file: str
     products_dir: str
     extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+# Helpers of the recorded characterization tests (placed by test_task.py.j2).
+RECORDED_SUPPORT = '''DATA = PROJECT / "{data}"
+
+
+def workdir():
+    """The notebook's folder (env.yaml's `workdir`): the task runs there."""
+    env = yaml.safe_load((PROJECT / "{env}").read_text(encoding="utf-8"))
+    return str(env["workdir"]).replace("{{{{here}}}}", str(PROJECT))
+
+
+def recorded(path):
+    """A value the notebook held, recorded by `nb2pipe convert --record`."""
+    return serializers.load(DATA / path)
+
+
+def expect(name, actual, path):
+    """`actual` equals the recorded value, or matches its recorded fingerprint."""
+    if path.endswith(".fingerprint.json"):
+        stored = json.loads((DATA / path).read_text(encoding="utf-8"))
+        expected = stored["fingerprint"]
+        actual = fingerprint(actual, content=stored["content"])
+    else:
+        expected = recorded(path)
+    reason = compare(expected, actual)
+    assert reason is None, f"{{name}}: {{reason}}"
+'''
 
 
 # --- code editing ----------------------------------------------------------------
@@ -262,8 +297,11 @@ def loaded_names(code: str) -> set[str]:
 class Planner:
     """Computes the strings of one notebook's part of the project."""
 
-    def __init__(self, notebook: Notebook, analysis: Analysis, out: Path, single: bool) -> None:
+    def __init__(self, notebook: Notebook, analysis: Analysis, out: Path, single: bool,
+                 recording: Recording | None = None, fixtures: Fixtures | None = None) -> None:
         self.nb = notebook
+        self.recording = recording
+        self.fixtures = fixtures
         self.a = analysis
         self.pkg = notebook.name
         self.out = out
@@ -288,9 +326,45 @@ class Planner:
     def products(self, flow: TaskFlow) -> tuple[Product, ...]:
         found = []
         for name in flow.outputs:
-            fmt, ext = SERIALIZERS.get(flow.kinds.get(name), SERIALIZERS[None])
+            fmt, ext = SERIALIZERS.get(self.kind(flow, name), SERIALIZERS[None])
             found.append(Product(name, f"products/{self.pkg}/{flow.name}/{name}.{ext}", fmt))
         return tuple(found)
+
+    def kind(self, flow: TaskFlow, name: str) -> str | None:
+        """The serializer kind: by the recorded value's type when there is one."""
+        observed = self.observed(flow.name, "output", name)
+        if observed is not None and observed.type:
+            return observed.kind
+        return flow.kinds.get(name)
+
+    def observed(self, task: str, side: str, name: str) -> Observed | None:
+        if self.recording is None:
+            return None
+        return next((v for v in self.recording.of(task, side) if v.name == name), None)
+
+    def annotation(self, task: str, side: str, name: str, flow: TaskFlow) -> tuple[str, str]:
+        """(the type hint for a recorded value, an import it needs): ("", "") if none."""
+        observed = self.observed(task, side, name)
+        path = observed.type if observed is not None else ""
+        if not path or path.startswith("__main__."):
+            return "", ""
+        if "." not in path:
+            if path == "NoneType":
+                return "None", ""
+            return (path, "") if isinstance(getattr(builtins, path, None), type) else ("", "")
+        module = path.rpartition(".")[0]
+        if self.is_local(module):
+            return "", ""
+        # the notebook's own import of it, if any: `pd.DataFrame`, `LogisticRegression`
+        spelled = [fact.name + path[len(fact.module):]
+                   for fact in [*flow.imports, *self.known_imports()]
+                   if path == fact.module or path.startswith(fact.module + ".")]
+        if spelled:
+            best = min(spelled, key=lambda text: (len(text), text))
+            fact = next(f for f in [*flow.imports, *self.known_imports()]
+                        if best == f.name + path[len(f.module):])
+            return best, fact.statement
+        return path, f"import {module}"
 
     def task(self, flow: TaskFlow) -> TaskPlan:
         helper_globals = self.a.helper_globals
@@ -330,6 +404,12 @@ class Planner:
         keyword = tuple(p for p in dict.fromkeys(flow.params))
         # parameters shadow module-level names: importing those too is dead code
         imports = self.imports_for(flow.imports, used - {*shadowed, *positional, *keyword}, flow)
+        hints = {name: self.annotation(flow.name, "input", name, flow) for name in positional}
+        returned = [self.annotation(flow.name, "output", name, flow) for name in outputs]
+        extra = [line for _, line in [*hints.values(), *returned] if line]
+        imports = group_imports([*(i for i in imports if not i.startswith(f"from {self.pkg}")),
+                                 *extra]) + tuple(i for i in imports
+                                                  if i.startswith(f"from {self.pkg}"))
         products = self.products(flow)
         plots = any(f.module.startswith(PLOT_MODULES) for f in self.all_imports(flow)
                     if f.name in used)
@@ -340,7 +420,9 @@ class Planner:
             cells=flow.section.cells,
             header=self.header(f"Task `{flow.name}`.", flow.section.cells),
             imports=imports,
-            signature=self.signature(flow.name, positional, keyword),
+            signature=self.signature(flow.name, positional, keyword,
+                                     {n: h for n, (h, _) in hints.items()},
+                                     _returns_hint([h for h, _ in returned])),
             docstring=self.docstring(flow, products),
             body=indent(body) if body.strip() else "    pass",
             returns=("    " + returns) if returns else "",
@@ -411,12 +493,21 @@ class Planner:
             found += flow.imports
         return found
 
-    def signature(self, name: str, positional: tuple[str, ...], keyword: tuple[str, ...]) -> str:
-        args = list(positional)
+    def signature(self, name: str, positional: tuple[str, ...], keyword: tuple[str, ...],
+                  hints: dict[str, str] | None = None, returns: str = "") -> str:
+        """``def clean(raw: pd.DataFrame, *, limit: int = 3) -> pd.DataFrame:`` (hints
+        only from a recording: types seen, never guessed)."""
+        hints = hints or {}
+        args = [f"{n}: {hints[n]}" if hints.get(n) else n for n in positional]
         if keyword:
             args.append("*")
-            args += [f"{k}={self.a.parameters[k]!r}" for k in keyword]
-        return f"def {name}({', '.join(args)}):"
+            for k in keyword:
+                value = self.a.parameters[k]
+                hint = type(value).__name__ if self.recording is not None else ""
+                hint = "None" if value is None else hint
+                args.append(f"{k}: {hint} = {value!r}" if hint else f"{k}={value!r}")
+        arrow = f" -> {returns}" if returns else ""
+        return f"def {name}({', '.join(args)}){arrow}:"
 
     def docstring(self, flow: TaskFlow, products: tuple[Product, ...]) -> str:
         cells = flow.section.cells
@@ -478,7 +569,14 @@ class Planner:
                 body += "\n    pass"
             cases.append((f"test_cell_{cell + 1}", indent("\n".join(loads)) if loads else "",
                           body or "    pass"))
+        support = ""
+        if self.fixtures is not None and task.name in self.fixtures.tested:
+            cases.append(self.recorded_case(task))
+            support = RECORDED_SUPPORT.format(data=self.fixtures.data_dir,
+                                              env=self.env_file())
+            imports += ["import json", f"from {self.pkg}.compare import compare, fingerprint"]
         return TestPlan(
+            support=support,
             task=task.name,
             file=f"tests/test_{self.pkg}_{task.name}.py" if not self.single
             else f"tests/test_{task.name}.py",
@@ -487,6 +585,27 @@ class Planner:
             imports=tuple(dict.fromkeys(imports)),
             cases=tuple(cases),
         )
+
+    def env_file(self) -> str:
+        return "env.yaml" if self.single else f"env.{self.pkg}.yaml"
+
+    def recorded_case(self, task: TaskPlan) -> tuple[str, str, str]:
+        """Call the task on the recorded inputs; expect the recorded outputs."""
+        assert self.fixtures is not None
+        args = [f'{f.variable}=recorded("{f.path}")'
+                for f in self.fixtures.of(task.name, "input")]
+        target = "result = " if task.products else ""
+        lines = ['"""The task on the values the notebook held when it started returns',
+                 'what the notebook held when it ended (recorded by nb2pipe)."""',
+                 "with serializers.workdir(workdir()):",
+                 f"    {target}{task.name}({', '.join(args)})"]
+        outputs = {f.variable: f for f in self.fixtures.of(task.name, "output")}
+        for i, product in enumerate(task.products):
+            value = "result" if len(task.products) == 1 else f"result[{i}]"
+            fixture = outputs.get(product.variable)
+            if fixture is not None and fixture.strategy != "none":
+                lines.append(f'expect("{product.variable}", {value}, "{fixture.path}")')
+        return ("test_reproduces_the_recorded_run", "", indent("\n".join(lines)))
 
     def helpers(self) -> tuple[tuple[str, ...], str]:
         """helpers.py: setup code and every hoisted function or class."""
@@ -546,9 +665,16 @@ class Planner:
             workdir=Path(workdir).as_posix(),
             requirements=self.a.requirements,
             pipeline_file="pipeline.yaml" if self.single else f"pipeline.{self.pkg}.yaml",
-            env_file="env.yaml" if self.single else f"env.{self.pkg}.yaml",
+            env_file=self.env_file(),
             products_dir=f"products/{self.pkg}",
         )
+
+
+def _returns_hint(hints: list[str]) -> str:
+    """``-> T`` for one value, ``-> tuple[A, B]`` for several; nothing if any is unknown."""
+    if not hints or not all(hints):
+        return ""
+    return hints[0] if len(hints) == 1 else f"tuple[{', '.join(hints)}]"
 
 
 def _offset_of(text: str, line: int, byte_col: int) -> int:
@@ -602,6 +728,8 @@ def _lambda_with(text: str, node: ast.Assign, needs: tuple[str, ...]) -> str:
     return f"{target} = lambda {params}: {body}"
 
 
-def plan(notebook: Notebook, analysis: Analysis, out: Path, single: bool = True) -> Plan:
-    """Compute every string of the generated files for one notebook."""
-    return Planner(notebook, analysis, out, single).plan()
+def plan(notebook: Notebook, analysis: Analysis, out: Path, single: bool = True,
+         recording: Recording | None = None, fixtures: Fixtures | None = None) -> Plan:
+    """Compute every string of the generated files for one notebook (typed, with
+    characterization tests, when a recording and its fixtures are given)."""
+    return Planner(notebook, analysis, out, single, recording, fixtures).plan()

@@ -42,7 +42,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # work on any Python 3 a user's kernel may have, so it stays plain.
 _KERNEL_CODE = r'''
 def _capture(ns, names, out_dir, report_path):
-    import json, os, pickle, types
+    import json, os, pickle, sys, types
     try:
         import cloudpickle
     except Exception:
@@ -80,15 +80,41 @@ def _capture(ns, names, out_dir, report_path):
             os.remove(path)
         return reason
 
+    def public_type(value):
+        """``pandas.DataFrame``, not ``pandas.core.frame.DataFrame``: the shortest
+        module path that exports the type, or "" when none does."""
+        cls = type(value)
+        module, qualname = cls.__module__ or "", cls.__qualname__
+        if module == "builtins":
+            return qualname
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if prefix.split(".")[-1].startswith("_") or prefix not in sys.modules:
+                continue
+            found = sys.modules[prefix]
+            for attr in qualname.split("."):
+                found = getattr(found, attr, None)
+            if found is cls:
+                return prefix + "." + qualname
+        return ""
+
+    hidden = {"In", "Out", "get_ipython", "exit", "quit", "open"}
     os.makedirs(out_dir, exist_ok=True)
-    import sys
     # where the notebook's own modules come from, for whoever loads the values
     paths = [os.path.abspath(p or ".") for p in sys.path]
-    report = {"captured": {}, "missing": [], "unpicklable": {}, "sys_path": paths}
+    report = {"captured": {}, "missing": [], "unpicklable": {}, "sys_path": paths,
+              "types": {}, "modules": {},
+              # which object each global holds now: a task that rebinds a name
+              # the analysis did not see shows up as a changed id
+              "ids": {k: id(v) for k, v in list(ns.items())
+                      if not k.startswith("_") and k not in hidden}}
     for name in names:
         if name not in ns:
             report["missing"].append(name)
             continue
+        report["types"][name] = public_type(ns[name])
+        report["modules"][name] = type(ns[name]).__module__ or ""
         file_name = name + ".pkl"
         reason = dump(ns[name], os.path.join(out_dir, file_name))
         if reason:
@@ -115,6 +141,11 @@ class Capture:
     captured: dict[int, dict[str, str]] = field(default_factory=dict)
     missing: dict[int, tuple[str, ...]] = field(default_factory=dict)
     unpicklable: dict[int, dict[str, str]] = field(default_factory=dict)
+    # per boundary: name -> public type path ("pandas.DataFrame", "" if none),
+    # name -> the type's defining module, and every global's id()
+    types: dict[int, dict[str, str]] = field(default_factory=dict)
+    modules: dict[int, dict[str, str]] = field(default_factory=dict)
+    ids: dict[int, dict[str, int]] = field(default_factory=dict)
     error: str = ""
     failed_cell: int | None = None
     seconds: float = 0.0
@@ -144,7 +175,8 @@ def run_and_capture(
     """Run ``notebook`` in a fresh kernel, pickling globals at each boundary.
 
     ``boundaries[i] = (cell, names)`` pickles each of ``names`` that exists
-    after original cell ``cell`` (0-based) into ``dest/<i>/<name>.pkl``.
+    after original cell ``cell`` (0-based; -1: before the first cell) into
+    ``dest/<i>/<name>.pkl``.
     ``skip_cells`` are original cell indices left unexecuted.  ``timeout`` is
     per cell, in seconds.  ``python`` starts the kernel with that interpreter
     instead of the ``kernel_name`` kernelspec.  Never raises for problems of
@@ -197,8 +229,8 @@ def _check_boundaries(
     boundaries: Sequence[tuple[int, Sequence[str]]], n_cells: int
 ) -> None:
     for cell, names in boundaries:
-        if not 0 <= cell < n_cells:
-            raise ValueError(f"boundary cell {cell} is not in 0..{n_cells - 1}")
+        if not -1 <= cell < n_cells:
+            raise ValueError(f"boundary cell {cell} is not in -1..{n_cells - 1}")
         bad = [n for n in names if not str(n).isidentifier()]
         if bad:
             raise ValueError(f"boundary names must be identifiers: {bad}")
@@ -219,8 +251,8 @@ def _instrument(nb, boundaries, skip: set[int], dest: Path, reports: Path):
     for bid, (cell, _names) in enumerate(boundaries):
         by_cell.setdefault(cell, []).append(bid)
     copy = nbformat.v4.new_notebook(metadata=dict(nb.metadata))
-    for index, cell in enumerate(nb.cells):
-        if index not in skip and cell.cell_type == "code":
+    for index, cell in [(-1, None), *enumerate(nb.cells)]:
+        if cell is not None and index not in skip and cell.cell_type == "code":
             kept = nbformat.v4.new_code_cell(cell.source, metadata=dict(cell.metadata))
             kept.metadata[_ORIGIN_KEY] = index
             copy.cells.append(kept)
@@ -416,6 +448,9 @@ def _collect(
     captured: dict[int, dict[str, str]] = {}
     missing: dict[int, tuple[str, ...]] = {}
     unpicklable: dict[int, dict[str, str]] = {}
+    types: dict[int, dict[str, str]] = {}
+    modules: dict[int, dict[str, str]] = {}
+    ids: dict[int, dict[str, int]] = {}
     sys_path: tuple[str, ...] = ()
     for bid in range(count):
         path = reports / f"{bid}.json"
@@ -425,6 +460,9 @@ def _collect(
         captured[bid] = dict(report["captured"])
         missing[bid] = tuple(report["missing"])
         unpicklable[bid] = dict(report["unpicklable"])
+        types[bid] = dict(report["types"])
+        modules[bid] = dict(report["modules"])
+        ids[bid] = dict(report["ids"])
         sys_path = tuple(report.get("sys_path", sys_path))
     return Capture(
         ok=not error,
@@ -432,6 +470,9 @@ def _collect(
         captured=captured,
         missing=missing,
         unpicklable=unpicklable,
+        types=types,
+        modules=modules,
+        ids=ids,
         error=error,
         failed_cell=failed,
         seconds=round(time.monotonic() - start, 3),

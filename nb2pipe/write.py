@@ -84,7 +84,7 @@ def read_manifest(out: Path) -> dict | None:
 # --- checks ----------------------------------------------------------------------------
 
 
-def preflight(out: Path, files: dict[str, str], force: bool) -> list[Diagnostic]:
+def preflight(out: Path, files: dict[str, str | bytes], force: bool) -> list[Diagnostic]:
     """Everything that would make writing unsafe, found before writing anything.
 
     A run killed earlier is recovered first, so that the checks see a
@@ -101,7 +101,7 @@ def preflight(out: Path, files: dict[str, str], force: bool) -> list[Diagnostic]
         return [error.diagnostic]
 
 
-def _outside(out: Path, files: dict[str, str]) -> list[Diagnostic]:
+def _outside(out: Path, files: dict[str, str | bytes]) -> list[Diagnostic]:
     """Generated paths that would land outside ``out`` (through a symlink, say)."""
     root = out.resolve()
     bad = sorted(rel for rel in files if not _inside(root, out / rel))
@@ -135,7 +135,7 @@ def _foreign(out: Path) -> list[Diagnostic]:
     return [codes.make("NB501", Location(str(out)), detail=f"{out} ({shown})")]
 
 
-def _edited(out: Path, files: dict[str, str], force: bool) -> list[Diagnostic]:
+def _edited(out: Path, files: dict[str, str | bytes], force: bool) -> list[Diagnostic]:
     """Generated files changed since the manifest, that this run would change again."""
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None or force:
@@ -156,7 +156,7 @@ def _edited(out: Path, files: dict[str, str], force: bool) -> list[Diagnostic]:
 # --- writing ---------------------------------------------------------------------------
 
 
-def write(out: Path, files: dict[str, str], manifest: dict) -> list[str]:
+def write(out: Path, files: dict[str, str | bytes], manifest: dict) -> list[str]:
     """Write the project; returns the paths written (relative to ``out``)."""
     files = dict(files)
     files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
@@ -172,7 +172,7 @@ def write(out: Path, files: dict[str, str], manifest: dict) -> list[str]:
     return sorted(files)
 
 
-def _write_new(out: Path, files: dict[str, str]) -> None:
+def _write_new(out: Path, files: dict[str, str | bytes]) -> None:
     """Build the whole project beside ``out``, then rename it into place."""
     staging = _fresh_dir(out.parent, f".{out.name}.nb2pipe-")
     try:
@@ -185,7 +185,7 @@ def _write_new(out: Path, files: dict[str, str]) -> None:
         raise
 
 
-def _write_over(out: Path, files: dict[str, str], previous: dict[str, str]) -> None:
+def _write_over(out: Path, files: dict[str, str | bytes], previous: dict[str, str]) -> None:
     """Stage, journal, commit by one rename, then roll forward (see the module doc)."""
     journal = _journal(out, files, previous)
     if not journal["put"] and not journal["drop"]:
@@ -207,7 +207,7 @@ def _write_over(out: Path, files: dict[str, str], previous: dict[str, str]) -> N
     _clear_work(out)
 
 
-def _journal(out: Path, files: dict[str, str], previous: dict[str, str]) -> dict:
+def _journal(out: Path, files: dict[str, str | bytes], previous: dict[str, str]) -> dict:
     """What the update does: files to put (with the hash each target has now and
     will have), and old generated files to drop (if still as generated)."""
     put = {}
@@ -445,8 +445,12 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
             continue
 
 
-def _put(path: Path, text: str) -> None:
+def _put(path: Path, text: str | bytes) -> None:
+    """Text files in UTF-8 with ``\\n`` line ends; bytes (recorded fixtures) as they are."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+        return
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
 
