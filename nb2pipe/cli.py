@@ -112,18 +112,21 @@ def explain(code: str) -> None:
               help="Build in OUT itself instead of a temporary copy next to it.")
 @click.option("--timeout", type=int, default=600, show_default=True,
               help="Seconds each notebook cell may run.")
-def verify(out: Path, in_place: bool, timeout: int) -> None:
+@click.option("--rerun", is_flag=True,
+              help="Run the notebook again even for products recorded by convert --record.")
+def verify(out: Path, in_place: bool, timeout: int, rerun: bool) -> None:
     """Build the pipeline in OUT and compare every product with the notebook.
 
-    Runs each source notebook in a fresh kernel, builds the pipeline, and
-    compares each product with the notebook's value at the end of its task.
+    Builds the pipeline, then compares each product with the notebook's value
+    at the end of its task: the value recorded by `convert --record` where
+    there is one, else the value of a fresh run of the notebook.
     Exits 1 and names the first diverging task and variable on any difference.
     """
     from .verify import verify as run
 
     _require(out)
     failed = False
-    for verified in run(out, in_place=in_place, timeout=timeout):
+    for verified in run(out, in_place=in_place, timeout=timeout, live=rerun):
         failed |= _show_verified(verified)
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
@@ -141,9 +144,11 @@ def _show_verified(verified) -> bool:
         click.echo(f"   ploomber build failed:\n{report.error}", err=True)
         return True
     width = max([len(r.task) for r in report.rows] + [4])
+    click.echo(f"   {'task':<{width}}  {'variable':<24} {'against':<10} verdict")
     for row in report.rows:
         reason = f"  ({row.reason})" if row.reason else ""
-        click.echo(f"   {row.task:<{width}}  {row.variable:<24} {row.verdict}{reason}")
+        click.echo(f"   {row.task:<{width}}  {row.variable:<24} {row.against:<10} "
+                   f"{row.verdict}{reason}")
     first = report.first_divergence
     if first is not None:
         click.echo(f"first divergence: task {first.task!r}, variable {first.variable!r}: "

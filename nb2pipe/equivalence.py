@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import pickle
 import subprocess
 import sys
@@ -35,6 +36,7 @@ class Row:
     variable: str
     verdict: str      # "same", "differs", "unstable", "missing-in-notebook", "unpicklable"
     reason: str = ""
+    against: str = "notebook"   # a fresh run of the notebook, or the recording
 
 
 @dataclass(frozen=True)
@@ -78,18 +80,28 @@ def _serializers(out: Path, package: str):
 
 
 def check(notebook: Path, out: Path, *, python: str | None = None,
-          timeout: int = 600) -> Report:
-    """Run the notebook, build the pipeline, compare every product."""
+          timeout: int = 600, live: bool = False) -> Report:
+    """Build the pipeline and compare every product with the notebook's value.
+
+    Products with a fixture from ``convert --record`` are compared with it (the
+    notebook need not run again); the others, or all with ``live``, with a
+    fresh run of the notebook.
+    """
     manifest = read_manifest(out)
     entry = next(n for n in manifest["notebooks"]
                  if (out / n["source"]).resolve() == notebook.resolve())
     tasks = entry["tasks"]
-    boundaries = [(max(t["cells"]), [p["variable"] for p in t["products"]]) for t in tasks]
+    recorded = {} if live else _fixtures(entry)
+    boundaries = [(max(t["cells"]), [p["variable"] for p in t["products"]
+                                     if (t["name"], p["variable"]) not in recorded])
+                  for t in tasks]
     with tempfile.TemporaryDirectory(prefix="nb2pipe-capture-") as tmp:
-        capture = run_and_capture(notebook, boundaries, Path(tmp), timeout=timeout,
-                                  python=python)
-        if not capture.ok:
-            return Report(False, False, (), capture.error)
+        capture = None
+        if any(names for _, names in boundaries):
+            capture = run_and_capture(notebook, boundaries, Path(tmp), timeout=timeout,
+                                      python=python)
+            if not capture.ok:
+                return Report(False, False, (), capture.error)
         done = build(out, entry["pipeline"], python)
         if done.returncode != 0:
             return Report(True, False, (), (done.stderr or done.stdout)[-3000:])
@@ -97,11 +109,49 @@ def check(notebook: Path, out: Path, *, python: str | None = None,
         rows = []
         for i, task in enumerate(tasks):
             for product in task["products"]:
-                rows.append(_row(i, task["name"], product, capture, out, io))
-        if any(r.verdict == "differs" for r in rows):
+                fixture = recorded.get((task["name"], product["variable"]))
+                if fixture is not None:
+                    rows.append(_recorded_row(task["name"], product, fixture, out, io, entry))
+                else:
+                    rows.append(_row(i, task["name"], product, capture, out, io))
+        if capture is not None and any(r.verdict == "differs" and r.against == "notebook"
+                                       for r in rows):
             rows = _against_second_run(notebook, boundaries, tasks, capture, rows, timeout,
                                        python)
         return Report(True, True, tuple(rows))
+
+
+def _fixtures(entry: dict) -> dict[tuple[str, str], dict]:
+    """(task, variable) -> how its recorded output is stored, where one is."""
+    recording = entry.get("recording") or {}
+    return {(v["task"], v["variable"]): {**v, "data": recording["data"]}
+            for v in recording.get("values", ())
+            if v["side"] == "output" and v["strategy"] != "none"}
+
+
+def _recorded_row(task: str, product: dict, fixture: dict, out: Path, io, entry) -> Row:
+    """A product against its recorded fixture: the value, or its fingerprint."""
+    from .compare import fingerprint
+
+    name = product["variable"]
+    stored = out / fixture["data"] / fixture["path"]
+    if not stored.is_file():
+        return Row(task, name, "missing-in-notebook", f"{stored} is gone", "recording")
+    with _kernel_path(_NoCapture, out):
+        actual = io.load(out / product["path"])
+        if fixture["strategy"] == "full":
+            reason = compare(io.load(stored), actual)
+        else:
+            kept = json.loads(stored.read_text(encoding="utf-8"))
+            reason = compare(kept["fingerprint"], fingerprint(actual, content=kept["content"]))
+    if reason is None and fixture["strategy"] == "loose":
+        return Row(task, name, "unstable", "differs between runs of the notebook: type, "
+                   "shape and columns match the recording", "recording")
+    return Row(task, name, "same" if reason is None else "differs", reason or "", "recording")
+
+
+class _NoCapture:
+    sys_path: tuple[str, ...] = ()
 
 
 def _against_second_run(notebook: Path, boundaries, tasks, first, rows: list[Row],
@@ -115,7 +165,7 @@ def _against_second_run(notebook: Path, boundaries, tasks, first, rows: list[Row
         index = {t["name"]: i for i, t in enumerate(tasks)}
         marked = []
         for row in rows:
-            if row.verdict == "differs":
+            if row.verdict == "differs" and row.against == "notebook":
                 i = index[row.task]
                 a = _captured(first, i, row.variable)
                 b = _captured(second, i, row.variable)

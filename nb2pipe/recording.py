@@ -196,7 +196,7 @@ def _where(notebook: Notebook, analysis: Analysis, value: Observed) -> Location:
             if r.name == value.name]
     if refs:
         last = max(refs, key=lambda r: (r.cell, r.line, r.col))
-        return Location(notebook.display, last.cell + 1, last.line, last.col + 1)
+        return Location(notebook.display, last.cell + 1, last.line, last.col)
     return Location(notebook.display, flow.section.cells[0] + 1)
 
 

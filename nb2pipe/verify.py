@@ -30,8 +30,12 @@ class Verified:
 
 
 def verify(out: Path, *, in_place: bool = False, python: str | None = None,
-           timeout: int = 600) -> list[Verified]:
-    """Verify every notebook of the project in ``out``."""
+           timeout: int = 600, live: bool = False) -> list[Verified]:
+    """Verify every notebook of the project in ``out``.
+
+    Products recorded by ``convert --record`` are compared with the recording;
+    the rest (all of them with ``live``) with a fresh run of the notebook.
+    """
     manifest = read_manifest(out)
     if manifest is None:
         raise Nb2pipeError(f"{out}: no {MANIFEST}; is this a folder nb2pipe converted into?")
@@ -41,18 +45,19 @@ def verify(out: Path, *, in_place: bool = False, python: str | None = None,
         if not notebook.is_file():
             raise Nb2pipeError(f"{out}: the source notebook {entry['source']} is gone")
         changed = digest(notebook.read_bytes()) != entry["content_hash"]
-        report = _in_copy(out, notebook, python, timeout) if not in_place else \
-            check(notebook, out, python=python, timeout=timeout)
+        report = _in_copy(out, notebook, python, timeout, live) if not in_place else \
+            check(notebook, out, python=python, timeout=timeout, live=live)
         results.append(Verified(entry["source"], report, changed))
     return results
 
 
-def _in_copy(out: Path, notebook: Path, python: str | None, timeout: int) -> Report:
+def _in_copy(out: Path, notebook: Path, python: str | None, timeout: int,
+             live: bool) -> Report:
     """Build in a sibling copy: same depth as ``out``, so relative workdirs resolve."""
     sibling = Path(tempfile.mkdtemp(prefix=f".{out.name}.verify-", dir=out.resolve().parent))
     try:
         shutil.copytree(out, sibling, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("products", "__pycache__"))
-        return check(notebook, sibling, python=python, timeout=timeout)
+        return check(notebook, sibling, python=python, timeout=timeout, live=live)
     finally:
         shutil.rmtree(sibling, ignore_errors=True)

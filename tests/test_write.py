@@ -375,7 +375,9 @@ def test_two_conversions_at_once_one_gives_up_with_nb503(versions: Versions,
                                                          work: Path) -> None:
     out = work / "out"
     place(versions.a, out)
-    first = _start(versions.notebook, out, NB2PIPE_TEST_SLOW_WRITE="0.1")
+    # a write long enough (~0.5 s a file) that the second process, even started on a
+    # loaded machine, meets the lock while the first still holds it
+    first = _start(versions.notebook, out, NB2PIPE_TEST_SLOW_WRITE="0.5")
     assert _wait_for_write(first)
     second = _start(versions.notebook, out, NB2PIPE_LOCK_TIMEOUT="0.3")
     _, err = second.communicate(timeout=120)
