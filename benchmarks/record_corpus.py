@@ -290,9 +290,19 @@ def summarize(rows: list[dict]) -> None:
               f"max {max(whole):.2f}x")
     print("failures by category:", dict(Counter(f["category"] for r in rows
                                                  for f in r["failures"])))
+    refused = Counter(stage_of(f["category"]) for r in rows for f in r["failures"]
+                      if f["stage"] == "convert")
+    print("convert failures by stage (NB6xx: the recorded run; others: before it):",
+          dict(refused))
     for r in rows:
         for f in r["failures"]:
             print(f"  {r['id']}: [{f['category']}] {f['detail'][:300]}")
+
+
+def stage_of(category: str) -> str:
+    """convert-NB6xx come from the recorded run; other codes from the static stages."""
+    code = category.removeprefix("convert-")
+    return "record" if code.startswith("NB6") else "analysis" if code.startswith("NB") else code
 
 
 def main() -> None:

@@ -70,6 +70,9 @@ def convert(source: Path, out: Path, force: bool, record: bool, repeat: int, tim
     if not result.ok:
         click.echo(f"nb2pipe: nothing written ({_summary(result.diagnostics)})", err=True)
         sys.exit(EXIT_FINDINGS)
+    for package, seconds in result.extra.get("record_seconds", {}).items():
+        runs = ", ".join(f"{s:.1f} s" for s in seconds)
+        click.echo(f"recorded {package}: {len(seconds)} runs of the notebook ({runs})")
     click.echo(f"wrote {len(result.files)} files to {out} (tasks: {', '.join(result.tasks)})")
     click.echo(f"next: cd {out} && ploomber build && pytest")
 

@@ -434,3 +434,57 @@ def test_structured_arrays_compare_fields_not_padding():
     assert compare(e, a) is None
     a["b"][2] = 1
     assert compare(e, a) == "differs at [2]: (0, 0) != (0, 1)"
+
+
+# --- fingerprints: what a value too large to store is checked against ------------------------
+
+
+def test_a_fingerprint_matches_an_equal_frame_and_catches_a_changed_cell() -> None:
+    import pandas as pd
+
+    from nb2pipe.compare import fingerprint
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, float("nan")], "s": ["a", "b", "c"], "n": [1, 2, 3]})
+    stored = fingerprint(frame)
+    assert compare(stored, fingerprint(frame.copy())) is None
+    assert compare(stored, fingerprint(frame.assign(x=frame.x + 1e-12))) is None  # tolerance
+    changed = frame.copy()
+    changed.loc[1, "s"] = "B"
+    assert "s" in compare(stored, fingerprint(changed))
+    assert "x" in compare(stored, fingerprint(frame.assign(x=[1.0, 2.5, float("nan")])))
+    assert compare(stored, fingerprint(frame.iloc[:2])) is not None
+
+
+def test_a_loose_fingerprint_checks_only_the_form() -> None:
+    import numpy as np
+
+    from nb2pipe.compare import fingerprint
+
+    stored = fingerprint(np.arange(6.0).reshape(2, 3), content=False)
+    assert compare(stored, fingerprint(np.ones((2, 3)), content=False)) is None
+    assert "shape" in compare(stored, fingerprint(np.ones((3, 2)), content=False))
+    assert "dtype" in compare(stored, fingerprint(np.ones((2, 3), dtype=int), content=False))
+
+
+def test_a_fingerprint_of_an_estimator_covers_its_fitted_state() -> None:
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    from nb2pipe.compare import fingerprint
+
+    x = np.arange(10.0).reshape(-1, 1)
+    model = LinearRegression().fit(x, 2 * x.ravel())
+    other = LinearRegression().fit(x, 3 * x.ravel())
+    assert compare(fingerprint(model), fingerprint(LinearRegression().fit(x, 2 * x.ravel()))) \
+        is None
+    assert "coef_" in compare(fingerprint(model), fingerprint(other))
+
+
+def test_fingerprints_are_json_and_do_not_depend_on_set_order() -> None:
+    import json
+
+    from nb2pipe.compare import fingerprint
+
+    value = {"tags": {"b", "a", "c"}, "n": 3, "name": "x" * 500}
+    text = json.dumps(fingerprint(value), sort_keys=True)
+    assert json.loads(text) == fingerprint({"n": 3, "name": "x" * 500, "tags": {"c", "a", "b"}})
