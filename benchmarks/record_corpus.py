@@ -139,9 +139,10 @@ def run_tests(out: Path, junit: Path, tested: list[str], timeout: int) -> dict:
     return result
 
 
-def run_verify(out: Path, timeout: int) -> dict:
+def run_verify(out: Path, timeout: int, live: bool) -> dict:
     started = time.monotonic()
-    verified = verify(out, python=sys.executable, timeout=timeout)
+    extra = {"live": True} if live else {}  # compare with a fresh run, not the recording
+    verified = verify(out, python=sys.executable, timeout=timeout, **extra)
     seconds = round(time.monotonic() - started, 3)
     row = {"seconds": seconds, "same": all(v.report.same for v in verified)}
     for v in verified:
@@ -202,7 +203,10 @@ def one(folder: Path, work: Path, args, relative: str | None) -> dict:
     row["fixture_bytes_on_disk"] = sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) \
         if data.is_dir() else 0
     row["notes"] = sorted({v["note"] for v in recording.get("values", []) if v.get("note")})[:10]
-    seconds = recording.get("seconds") or []
+    # run times: Result.extra["record_seconds"] (current), else the manifest (older)
+    seconds = (result.extra.get("record_seconds") or {}).get(entry["package"]) \
+        or recording.get("seconds") or []
+    row["recording"]["seconds"] = list(seconds)
     if seconds and row["plain"]["ok"] and row["plain"]["seconds"] > 0:
         base = row["plain"]["seconds"]
         row["overhead"] = round(statistics.mean(seconds) / base, 3)
@@ -221,7 +225,7 @@ def one(folder: Path, work: Path, args, relative: str | None) -> dict:
                                 or tests.get("error", "")[:300]})
     # 4. verify (builds in a temporary copy; OUT stays unbuilt)
     try:
-        row["verify"] = run_verify(out, args.timeout)
+        row["verify"] = run_verify(out, args.timeout, args.live)
     except Exception as error:
         row["verify"] = {"same": False, "category": "verify-crash",
                          "detail": f"{type(error).__name__}: {error}"[:300],
@@ -299,6 +303,21 @@ def summarize(rows: list[dict]) -> None:
             print(f"  {r['id']}: [{f['category']}] {f['detail'][:300]}")
 
 
+def run_info(args) -> dict:
+    """What was measured: the command and the nb2pipe source (commit, local edits)."""
+    import nb2pipe
+
+    source = Path(nb2pipe.__file__).resolve().parents[1]
+
+    def git(*command: str) -> str:
+        done = subprocess.run(["git", *command], cwd=source, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {"argv": sys.argv, "python": sys.executable, "nb2pipe": str(source),
+            "commit": git("rev-parse", "HEAD"), "dirty": git("status", "--short", "nb2pipe"),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def stage_of(category: str) -> str:
     """convert-NB6xx come from the recorded run; other codes from the static stages."""
     code = category.removeprefix("convert-")
@@ -314,6 +333,8 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=20.0, help="fixture MB per notebook")
     parser.add_argument("--test-timeout", type=int, default=1800,
                         help="seconds for the generated tests of one notebook")
+    parser.add_argument("--live", action="store_true",
+                        help="verify against a fresh run of the notebook (verify --rerun)")
     parser.add_argument("--report", action="store_true",
                         help="print the table and summaries of an existing results.json")
     args = parser.parse_args()
@@ -326,6 +347,7 @@ def main() -> None:
     if args.only:
         folders = [f for f in folders if f.name in args.only]
     relative = notebook_files()
+    (args.work / "run.json").write_text(json.dumps(run_info(args), indent=2))
     rows = []
     print(HEADER, flush=True)
     for folder in folders:

@@ -253,7 +253,8 @@ def _recording_entry(recording, fixtures) -> dict:
         "bytes": fixtures.total,
         "tested": list(fixtures.tested),
         "values": [{"task": f.task, "side": f.side, "variable": f.variable, "type": f.type,
-                    "stable": f.stable, "strategy": f.strategy, "path": f.path,
+                    "stable": f.stable, "repeatable": f.repeatable,
+                    "strategy": f.strategy, "path": f.path,
                     "format": f.format, "bytes": f.bytes, **({"note": f.note} if f.note else {})}
                    for f in fixtures.items],
     }

@@ -9,8 +9,9 @@ recorded value, how it is stored under ``tests/data/<package>/`` (the
 - ``full``: the value itself, in the product format for its observed type;
 - ``fingerprint``: an output too large for the size cap: its type, shape,
   columns, dtypes and a content summary (``compare.fingerprint``);
-- ``loose``: an output that differs between two runs of the notebook: only its
-  type, shape, columns and dtypes are compared (never a flaky test);
+- ``loose``: an output that differs between two runs of the notebook, or any
+  output of a task that showed randomness of its own: only its type, shape,
+  columns and dtypes are compared (never a flaky test);
 - ``none``: not stored (could not be captured, or no test uses it).
 
 A task gets a test only when every input is stored in full and at least one
@@ -52,6 +53,7 @@ class Fixture:
     bytes: int = 0
     stable: bool = True
     note: str = ""
+    repeatable: bool = True   # False: `verify` compares the built product loosely
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def build(recording: Recording, notebook: Notebook, analysis: Analysis, package:
     found: list[Diagnostic] = []
     full: dict[tuple[str, str, str], _Candidate] = {}
     for value in recording.values:
-        if value.file is not None and (value.side == "input" or value.stable):
+        if value.file is not None and (value.side == "input" or value.exact):
             candidate = _serialize(recording, value, io)
             if candidate is not None:
                 full[(value.task, value.side, value.name)] = candidate
@@ -194,9 +196,9 @@ def _output_row(recording: Recording, value: Observed, full: dict, kept: set,
         return _row(value, "none", note=value.problem[:200])
     if key in kept:
         return _stored(value, full[key])
-    strategy = "fingerprint" if value.stable else "loose"
-    stored = {"nb2pipe_fingerprint": 1, "content": value.stable,
-              "fingerprint": fingerprint(recording.load(value), content=value.stable)}
+    strategy = "fingerprint" if value.exact else "loose"
+    stored = {"nb2pipe_fingerprint": 1, "content": value.exact,
+              "fingerprint": fingerprint(recording.load(value), content=value.exact)}
     text = json.dumps(stored, indent=1, sort_keys=True, default=str) + "\n"
     path = f"{value.task}/outputs/{value.name}{FINGERPRINT_SUFFIX}"
     files[path] = text
@@ -211,9 +213,9 @@ def _stored(value: Observed, candidate: _Candidate) -> Fixture:
 def _row(value: Observed, strategy: str, path: str = "", fmt: str = "", size: int = 0,
          note: str = "") -> Fixture:
     return Fixture(value.task, value.side, value.name, value.type, strategy, path, fmt, size,
-                   value.stable, note)
+                   value.stable, note, value.repeatable)
 
 
 def _unused(row: Fixture) -> Fixture:
     return Fixture(row.task, row.side, row.variable, row.type, "none", stable=row.stable,
-                   note=row.note or "no test uses it")
+                   note=row.note or "no test uses it", repeatable=row.repeatable)

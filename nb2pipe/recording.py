@@ -51,6 +51,13 @@ class Observed:
     file: Path | None     # the first run's pickle; None when it could not be captured
     stable: bool          # every run gave the same value
     problem: str = ""     # why it could not be captured or loaded
+    # Compared exactly by the task's recorded test: stable, and its task did not
+    # show randomness of its own (a task that varies in one output may vary in
+    # another that two runs happened to agree on).
+    exact: bool = True
+    # Reproduced exactly by the pipeline: exact, and nothing random flowed into it
+    # from an earlier task (the pipeline draws its own values there).
+    repeatable: bool = True
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,8 @@ def record(notebook: Notebook, analysis: Analysis, workspace: Path, *, repeat: i
             values.append(_observe(bid, task, side, name, runs))
     recording = Recording(tuple(values), tuple(c.seconds for c in runs), first.sys_path)
     values = [_loadable(recording, v, notebook, analysis, found) for v in recording.values]
-    recording = Recording(tuple(values), recording.seconds, recording.sys_path)
+    recording = Recording(_determinism(values, analysis), recording.seconds,
+                          recording.sys_path)
     found += _unserializable(recording, notebook, analysis)
     found += _unstable(recording, notebook, analysis)
     found += _disagreements(first, points, notebook, analysis)
@@ -217,6 +225,25 @@ def _unserializable(recording: Recording, notebook: Notebook,
             found.append(codes.make("NB605", _where(notebook, analysis, value),
                                     detail=value.name, other=value.problem[:200]))
     return found
+
+
+def _determinism(values: list[Observed], analysis: Analysis) -> tuple[Observed, ...]:
+    """Set ``exact`` and ``repeatable`` of every value (see ``Observed``)."""
+    import dataclasses
+
+    random_tasks, tainted = set(), set()
+    for flow in analysis.tasks:
+        inputs = [v for v in values if v.task == flow.name and v.side == "input"]
+        outputs = [v for v in values if v.task == flow.name and v.side == "output"]
+        if all(v.stable for v in inputs) and not all(v.stable for v in outputs):
+            random_tasks.add(flow.name)
+        if flow.name in random_tasks or not all(v.stable for v in inputs) \
+                or any(producer in tainted for _, producer in flow.inputs):
+            tainted.add(flow.name)
+    return tuple(dataclasses.replace(
+        v, exact=v.stable and (v.side == "input" or v.task not in random_tasks),
+        repeatable=v.stable and (v.side == "input" or v.task not in tainted))
+        for v in values)
 
 
 def _unstable(recording: Recording, notebook: Notebook, analysis: Analysis) -> list[Diagnostic]:
