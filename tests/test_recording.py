@@ -135,8 +135,8 @@ def test_the_manifest_says_how_each_value_is_stored(churn: Path) -> None:
 
 def test_unseeded_randomness_is_reported_and_compared_loosely(tmp_path: Path) -> None:
     path = notebook(tmp_path, [
-        (["task:draw"], "import numpy as np\nx = np.random.rand(5)"),
-        (["task:double"], "y = x * 2"),
+        (["task:draw"], "import numpy as np\nx = np.random.rand(5)\nsize = len(x)"),
+        (["task:double"], "y = x * 2\nn = size + 1"),
     ])
     out = tmp_path / "out"
     done = run_cli("convert", str(path), "-o", str(out), "--record")
@@ -147,8 +147,17 @@ def test_unseeded_randomness_is_reported_and_compared_loosely(tmp_path: Path) ->
     assert values[("draw", "output", "x")]["strategy"] == "loose"
     assert values[("double", "input", "x")]["strategy"] == "full"
     assert values[("double", "output", "y")]["strategy"] == "loose"
+    # equal in both runs, but made by a random task: loose in its own test...
+    assert values[("draw", "output", "size")]["stable"]
+    assert values[("draw", "output", "size")]["strategy"] == "loose"
+    # ...while a later task's test, from recorded inputs, stays exact
+    assert values[("double", "output", "n")]["strategy"] == "full"
+    assert not values[("double", "output", "n")]["repeatable"]
     for _ in range(2):  # never flaky
         assert pytest_in(out, "-k", "recorded").returncode == 0
+    done = run_cli("verify", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "recording  unstable" in done.stdout
     # loose still means something: a different shape fails
     double = out / "nb" / "tasks" / "double.py"
     double.write_text(double.read_text().replace("y = x * 2", "y = x[:3] * 2"))
