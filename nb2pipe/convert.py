@@ -118,11 +118,16 @@ def convert(source: Path, out: Path, *, force: bool = False,
                                                                                (None, None)))
              for f in fronts]
     files: dict[str, str | bytes] = {}
-    for p in plans:
-        files.update(render.render_notebook(p))
+    for i, (p, f) in enumerate(zip(plans, fronts)):
+        rendered = render.render_notebook(p)
+        if p.package in recorded:
+            plans[i], rendered, fixtures, more = _recompute(p, f, rendered, recorded[p.package],
+                                                           record, out, single)
+            recorded[p.package] = (recorded[p.package][0], fixtures)
+            rendered.update(fixtures.files)
+            found += more
+        files.update(rendered)
     files.update(_project_files(plans, source, out, single))
-    for _recording, fixtures in recorded.values():
-        files.update(fixtures.files)
     for path, line, message in render.lint(files):
         found.append(codes.make("NB505", Location(path), detail=f"code, line {line}: {message}"))
     try:
@@ -165,6 +170,27 @@ def _record(fronts: list[Front], options: RecordOptions,
             found += more
             recorded[f.notebook.name] = (recording, fixtures)
     return found
+
+
+def _recompute(plan, front: Front, rendered: dict, recorded: tuple, options: RecordOptions,
+               out: Path, single: bool) -> tuple:
+    """Tasks tested on row samples get their outputs from the rendered function
+    (``fixtures.recompute``).  A task that fails there loses its test, so the
+    notebook is planned and rendered again without it.
+
+    Returns (plan, rendered files, fixtures, diagnostics).
+    """
+    from . import fixtures as fixture_stage
+    from . import plan as planning
+    from . import render
+
+    recording, fixtures = recorded
+    updated, found = fixture_stage.recompute(fixtures, plan, rendered, options.python,
+                                             options.timeout)
+    if updated.tested != fixtures.tested:
+        plan = planning.plan(front.notebook, front.analysis, out, single, recording, updated)
+        rendered = render.render_notebook(plan)
+    return plan, rendered, updated, found
 
 
 def _name_clashes(fronts: list[Front]) -> list[Diagnostic]:

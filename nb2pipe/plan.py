@@ -124,7 +124,7 @@ def recorded(path):
 def expect(name, actual, path):
     """`actual` equals the recorded value, or matches its recorded fingerprint."""
     if path.endswith(".fingerprint.json"):
-        stored = json.loads((DATA / path).read_text(encoding="utf-8"))
+        stored = recorded(path)
         expected = stored["fingerprint"]
         actual = fingerprint(actual, content=stored["content"])
     else:
@@ -574,7 +574,7 @@ class Planner:
             cases.append(self.recorded_case(task))
             support = RECORDED_SUPPORT.format(data=self.fixtures.data_dir,
                                               env=self.env_file())
-            imports += ["import json", f"from {self.pkg}.compare import compare, fingerprint"]
+            imports += [f"from {self.pkg}.compare import compare, fingerprint"]
         return TestPlan(
             support=support,
             task=task.name,
@@ -595,8 +595,12 @@ class Planner:
         args = [f'{f.variable}=recorded("{f.path}")'
                 for f in self.fixtures.of(task.name, "input")]
         target = "result = " if task.products else ""
-        lines = ['"""The task on the values the notebook held when it started returns',
-                 'what the notebook held when it ended (recorded by nb2pipe)."""',
+        sampled = any(f.strategy == "sample" for f in self.fixtures.of(task.name, "input"))
+        doc = ['"""The task on a row sample of the notebook\'s values returns what it',
+               'returned on that sample when nb2pipe recorded it."""'] if sampled else [
+               '"""The task on the values the notebook held when it started returns',
+               'what the notebook held when it ended (recorded by nb2pipe)."""']
+        lines = [*doc,
                  "with serializers.workdir(workdir()):",
                  f"    {target}{task.name}({', '.join(args)})"]
         outputs = {f.variable: f for f in self.fixtures.of(task.name, "output")}

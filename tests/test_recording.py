@@ -119,7 +119,8 @@ def test_the_manifest_says_how_each_value_is_stored(churn: Path) -> None:
     assert recording["tested"] == ["load", "clean", "features", "train", "report"]
     stored = 0
     for value in recording["values"]:
-        assert value["strategy"] in {"full", "fingerprint", "loose", "none"}
+        assert value["strategy"] in {"full", "fingerprint", "loose", "sample", "recomputed",
+                                     "none"}
         if value["strategy"] != "none":
             path = churn / recording["data"] / value["path"]
             assert path.is_file(), value
@@ -237,26 +238,38 @@ def test_an_interpreter_without_ipykernel_says_how_to_install_it(tmp_path: Path)
     assert not out.exists()
 
 
-def test_values_over_the_cap_become_fingerprints_that_can_fail(tmp_path: Path) -> None:
+def test_values_over_the_cap_become_fingerprints_and_samples_that_can_fail(
+        tmp_path: Path) -> None:
     path = notebook(tmp_path, [
         (["task:big"], "import numpy as np\narr = np.arange(300_000.0)"),
-        (["task:small"], "total = float(arr.sum())"),
+        (["task:small"], "total = float(arr[::2].sum())"),
+        (["task:pick"], "item = float(arr[250_000])"),
     ])
     out = tmp_path / "out"
     done = run_cli("convert", str(path), "-o", str(out), "--record", "--fixture-cap", "1")
     assert done.returncode == 0, done.stderr
-    assert "NB607 task small gets no recorded test: input `arr` takes 2.4 MB" in done.stdout
+    # 2.4 MB: the output is a fingerprint, the inputs row samples
     values = {(v["task"], v["side"], v["variable"]): v for v in manifest_values(out)}
     assert values[("big", "output", "arr")]["strategy"] == "fingerprint"
-    assert values[("small", "input", "arr")]["strategy"] == "none"
-    assert values[("small", "output", "total")]["strategy"] == "none"
-    assert not (out / "tests" / "data" / "nb" / "small").exists()
-    assert "test_reproduces_the_recorded_run" not in (out / "tests" / "test_small.py").read_text()
+    assert values[("small", "input", "arr")]["strategy"] == "sample"
+    assert values[("small", "output", "total")]["strategy"] == "recomputed"
+    assert sum(v["bytes"] for v in values.values() if v["strategy"] != "none") <= 1024 * 1024
+    # a task that fails on the sample gets no test, and says why
+    assert ("NB607 task pick gets no recorded test: it fails on a row sample of its inputs "
+            "(IndexError") in done.stdout
+    assert values[("pick", "input", "arr")]["strategy"] == "none"
+    assert "test_reproduces_the_recorded_run" not in (out / "tests" / "test_pick.py").read_text()
+    assert "row sample" in (out / "tests" / "test_small.py").read_text()
     assert pytest_in(out, "-k", "recorded").returncode == 0
+
     big = out / "nb" / "tasks" / "big.py"
     big.write_text(big.read_text().replace("np.arange(300_000.0)", "np.arange(300_000.0) + 1"))
+    small = out / "nb" / "tasks" / "small.py"
+    small.write_text(small.read_text().replace("arr[::2]", "arr[1::2]"))
     done = pytest_in(out, "-k", "recorded")
-    assert "1 failed" in done.stdout and "sum" in done.stdout
+    assert "2 failed" in done.stdout, done.stdout
+    assert "arr: ['sum']" in done.stdout or "sum" in done.stdout
+    assert "total: " in done.stdout
 
 
 def test_verify_compares_with_the_recording_and_catches_an_edit(churn: Path,
