@@ -105,27 +105,12 @@ def build(recording: Recording, notebook: Notebook, analysis: Analysis, package:
     samples: dict[str, bytes] = {}
     tested = []
     for flow in analysis.tasks:
-        inputs = recording.of(flow.name, "input")
-        outputs = recording.of(flow.name, "output")
-        rows = [_input_row(v, full, kept) for v in inputs]
-        rows += [_output_row(recording, v, full, kept, files) for v in outputs]
-        why = _untestable(flow.name, inputs, outputs, kept, full)
-        over = [v for v in inputs if (v.task, v.side, v.name) in full
-                and (v.task, v.side, v.name) not in kept]
-        if why and over and not _untestable(flow.name, inputs, outputs, kept | {
-                (v.task, v.side, v.name) for v in over}, full) and all(v.exact for v in outputs):
-            room = cap - _stored_bytes(full, kept) - sum(len(d) for d in samples.values())
-            sampled = _samples(recording, over, io, room)
-            if sampled:
-                rows = [_sampled_row(v, sampled, full, kept) for v in inputs]
-                rows += [_row(v, "recomputed", path=_sample_path(v, v.kind)) for v in outputs]
-                samples.update({c.path: c.data for c in sampled.values()})
-                why = ""
-        if why and outputs:
+        rows, why = _task_rows(recording, flow.name, full, kept, files, samples, io, cap)
+        if why and recording.of(flow.name, "output"):
             found.append(codes.make("NB607", Location(notebook.display,
                                                       flow.section.cells[0] + 1),
                                     detail=flow.name, other=why))
-        if why or not outputs:
+        if why or not recording.of(flow.name, "output"):
             rows = [_unused(r) for r in rows]
         else:
             tested.append(flow.name)
@@ -138,6 +123,32 @@ def build(recording: Recording, notebook: Notebook, analysis: Analysis, package:
     files = {f"{data_dir}/{path}": data for path, data in sorted(files.items())
              if path in needed}
     return Fixtures(data_dir, tuple(items), tuple(tested), files), found
+
+
+def _task_rows(recording: Recording, task: str, full: dict, kept: set, files: dict,
+               samples: dict, io, cap: int) -> tuple[list[Fixture], str]:
+    """One task's fixture rows, and why it cannot be tested ("" when it can).
+
+    Inputs over the cap are replaced by row samples when that is the only
+    obstacle and the task is deterministic; its outputs are then recomputed.
+    """
+    inputs, outputs = recording.of(task, "input"), recording.of(task, "output")
+    rows = [_input_row(v, full, kept) for v in inputs]
+    rows += [_output_row(recording, v, full, kept, files) for v in outputs]
+    why = _untestable(task, inputs, outputs, kept, full)
+    over = [v for v in inputs if (v.task, v.side, v.name) in full
+            and (v.task, v.side, v.name) not in kept]
+    if not why or not over or not all(v.exact for v in outputs) or _untestable(
+            task, inputs, outputs, kept | {(v.task, v.side, v.name) for v in over}, full):
+        return rows, why
+    room = cap - _stored_bytes(full, kept) - sum(len(d) for d in samples.values())
+    sampled = _samples(recording, over, io, room)
+    if not sampled:
+        return rows, why
+    samples.update({c.path: c.data for c in sampled.values()})
+    rows = [_sampled_row(v, sampled, full, kept) for v in inputs]
+    rows += [_row(v, "recomputed", path=_sample_path(v, v.kind)) for v in outputs]
+    return rows, ""
 
 
 def _serializers():
