@@ -1637,6 +1637,22 @@ z = 1
 """))
 
 
+def test_a_helper_name_bound_to_a_value_elsewhere_is_reported() -> None:
+    # `xs = lambda: n` moves to helpers.py, where a name means one thing: the
+    # dict `xs` of task one became the lambda (`functools.partial(xs,
+    # n=n).update(...)`), and in the other order a read of `n` before task
+    # one's function bound it was an undefined name.  NB309, as for two defs.
+    for cells in (('xs = {"k1": 1}\nxs.update(k2=n)', "xs = lambda: n"),
+                  ("def xs():\n    return n", "xs = 4\nz = xs + 1")):
+        result, _ = converted_tasks(f"""# %% tags=["task:one"]
+n = 1
+{cells[0]}
+# %% tags=["task:two"]
+{cells[1]}
+""")
+        assert [d.code for d in result.diagnostics if d.severity is Severity.ERROR] == ["NB309"]
+
+
 # --- known limitations (reported, not fixed): they fail while the gap is open ---
 
 
