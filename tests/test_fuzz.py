@@ -1653,6 +1653,26 @@ n = 1
         assert [d.code for d in result.diagnostics if d.severity is Severity.ERROR] == ["NB309"]
 
 
+def test_setup_code_after_a_definition_runs_after_it_in_helpers_py() -> None:
+    # helpers.py held all setup code first, then every hoisted def and class:
+    # `a = Box(1)` (a later setup cell) and `x = f()` (the cell of `def f`)
+    # ran before their definitions, undefined names at import.
+    check_pure(tolerate=False, program=from_percent("""# %% tags=["setup"]
+import math
+base = 2
+class Box:
+    def __init__(self, v):
+        self.v = v
+def f(k=base):
+    return math.floor(k * 1.5)
+x = f()
+# %%
+a = Box(x)
+# %% tags=["task:one"]
+n = a.v + 1
+"""))
+
+
 # --- known limitations (reported, not fixed): they fail while the gap is open ---
 
 
