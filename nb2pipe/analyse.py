@@ -520,8 +520,11 @@ class Analyser:
 
     @staticmethod
     def maybe_only(flow: TaskFlow, name: str) -> bool:
-        """Bound only on some paths, with no earlier value: it may not exist."""
+        """Bound only on some paths, with no earlier value (or after a ``del`` of
+        it): it may not exist."""
         facts = flow.facts
+        if name in facts.maybe_unbound:
+            return True
         definite = {r.name for r in facts.binds + facts.mutates} | facts.bound
         return name not in definite and name not in {n for n, _ in flow.inputs} \
             and name not in flow.params

@@ -1673,6 +1673,35 @@ n = a.v + 1
 """))
 
 
+def test_augmented_assignment_to_an_item_reads_the_container_first() -> None:
+    # `total["k1"] += (total := 4)` loads the parameter dict before the walrus
+    # rebinds `total`: the task takes it (it did not: an unbound local).
+    check_pure(tolerate=False, program=from_percent("""# %% tags=["parameters"]
+total = {"k1": 2}
+# %% tags=["task:report"]
+total["k1"] += (total := 4)
+# %% tags=["task:two"]
+n = total + 1
+"""))
+
+
+def test_a_deleted_parameter_bound_again_on_some_paths_is_no_product() -> None:
+    # After `del b`, only a branch binds `b` again: the task's final `b` may
+    # not exist, as for a name with no earlier value.  It was returned (the
+    # task read the parameter before the del), an unbound local.
+    text = """# %% tags=["parameters"]
+b = "b-c"
+# %% tags=["task:train"]
+a = b
+del b
+if len(a) > 5:
+    b = {}
+"""
+    result, tasks = converted_tasks(text)
+    assert result.ok and products(tasks["train"]) == ["a"]
+    check_pure(tolerate=False, program=from_percent(text))
+
+
 # --- known limitations (reported, not fixed): they fail while the gap is open ---
 
 
