@@ -506,7 +506,10 @@ class Planner:
         parts = [f"# notebook cell {where[0] + 1}\n{text}" for where, text in sorted(pieces)]
         body = "\n\n\n".join(parts)
         used = loaded_names(body) if body.strip() else set()
-        known = {f.name: f.statement for f in self.known_imports()}
+        # the setup section's own imports too: its code reads them
+        # (``import math`` then ``x = math.floor(y)``), which its reads omit
+        own = setup.imports if setup is not None else ()
+        known = {f.name: f.statement for f in [*self.known_imports(), *own]}
         lines = [known[n] for n in sorted(used) if n in known]
         if "functools" in used and "functools" not in known:
             lines.append("import functools")

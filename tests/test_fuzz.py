@@ -1702,6 +1702,18 @@ if len(a) > 5:
     check_pure(tolerate=False, program=from_percent(text))
 
 
+def test_setup_code_reads_the_imports_of_its_own_section() -> None:
+    # `import matplotlib.pyplot as plt` then `fig = plt.figure()` in a setup
+    # cell: helpers.py imported only what functions or tasks read, and setup
+    # reads leave out names the section binds itself, so `plt` was undefined.
+    check_any(from_percent("""# %% tags=["functions"]
+import math
+x = math.floor(2.5)
+# %% tags=["task:one"]
+n = x + 1
+"""))
+
+
 # --- known limitations (reported, not fixed): they fail while the gap is open ---
 
 
