@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -91,8 +92,9 @@ def plain_run(notebook: Path, timeout: int) -> dict:
         client.execute(env={**os.environ, "MPLBACKEND": "Agg",
                             "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     except Exception as error:  # the notebook's own failure is data
+        last = (re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines() or [""])[-1]
         return {"ok": False, "seconds": round(time.monotonic() - started, 3),
-                "error": f"{type(error).__name__}: {str(error).strip().splitlines()[-1:]}"[:300]}
+                "error": f"{type(error).__name__}: {last}"[:300]}
     return {"ok": True, "seconds": round(time.monotonic() - started, 3)}
 
 

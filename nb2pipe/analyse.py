@@ -127,12 +127,16 @@ class Analyser:
 
     # --- driver ----------------------------------------------------------------
     def run(self) -> tuple[Analysis, list[Diagnostic]]:
+        walked = []
         for section in self.layout.sections:
             facts = self.walk(section)
             handler = {TaskKind.TASK: self.task, TaskKind.SETUP: self.setup_section,
                        TaskKind.PARAMETERS: self.parameters_section,
                        TaskKind.SKIP: self.skip, TaskKind.TEST: self.test}[section.kind]
             handler(section, facts)
+            if section.kind in PIPELINE_KINDS:
+                walked.append(facts)
+        self.check_one_meaning(walked)
         tasks = self.with_outputs()
         self.report_aliases()
         helpers, globals_, helper_imports = self.helpers()
@@ -423,6 +427,26 @@ class Analyser:
         s.functions[definition.name] = definition.free
         s.producer[definition.name] = Producer("helper", "helpers", definition.ref)
 
+    def check_one_meaning(self, walked: list[SectionFacts]) -> None:
+        """A helper's name bound to something else at the top level of a cell.
+
+        helpers.py gives the name one meaning for the whole pipeline, so every
+        use of the other value would become the helper (``xs.update()`` on a
+        dict turned into a call of the lambda ``xs``)."""
+        defined = {(d.ref.cell, d.ref.line, d.ref.col) for f in walked for d in f.defs}
+        reported: set[str] = set()
+        for facts in walked:
+            for ref in sorted(facts.binds + facts.maybe, key=lambda r: (r.cell, r.line, r.col)):
+                old = self.s.definitions.get(ref.name)
+                if old is None or ref.name in reported \
+                        or (ref.cell, ref.line, ref.col) in defined:
+                    continue
+                reported.add(ref.name)
+                self.found.append(codes.make(
+                    "NB309", self.loc(ref), detail=repr(ref.name),
+                    other=f"here a variable, a {old.kind} at {self.loc(old.ref)}",
+                    related=self.loc(old.ref)))
+
     # --- interpreter state -------------------------------------------------------------
     def prelude(self, section: Section, facts: SectionFacts) -> tuple[StateFact, ...]:
         """State set before this task, replicated at its start; seeds checked."""
@@ -496,8 +520,11 @@ class Analyser:
 
     @staticmethod
     def maybe_only(flow: TaskFlow, name: str) -> bool:
-        """Bound only on some paths, with no earlier value: it may not exist."""
+        """Bound only on some paths, with no earlier value (or after a ``del`` of
+        it): it may not exist."""
         facts = flow.facts
+        if name in facts.maybe_unbound:
+            return True
         definite = {r.name for r in facts.binds + facts.mutates} | facts.bound
         return name not in definite and name not in {n for n, _ in flow.inputs} \
             and name not in flow.params

@@ -171,6 +171,8 @@ class SectionFacts:
     removals: tuple[Span, ...] = ()
     display_drops: tuple[Ref, ...] = ()
     unbound: frozenset[str] = frozenset()
+    # deleted on every path, then bound again on some paths at most: may not exist
+    maybe_unbound: frozenset[str] = frozenset()
     bound: frozenset[str] = frozenset()          # bound on every path to the section's end
     param_order: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False,
                                                    compare=False)
@@ -202,6 +204,7 @@ class _Walker:
         self.known_kinds: dict[str, str] = {}
         self.in_use: set[str] = set()     # functions whose effects are being applied
         self.deleted: set[str] = set()    # deleted on every path and not bound since
+        self.dropped: set[str] = set()    # deleted on every path at some point
 
     # --- recording -----------------------------------------------------------
     def ref(self, name: str, node: ast.AST) -> Ref:
@@ -261,6 +264,7 @@ class _Walker:
         self.out["deletes"].append(self.ref(name, node))
         if not self.depth:
             self.deleted.add(name)
+            self.dropped.add(name)
 
     def bind(self, name: str, node: ast.AST, kind: str | None = None) -> None:
         self.deleted.discard(name)  # even a maybe-binding may bring it back
@@ -399,8 +403,13 @@ class _Walker:
             if shared:
                 self.alias_of[target.id] = shared
         else:
+            # ``d[k] += v`` evaluates d and k (and loads d[k]) before v: the
+            # object it changes is d's value from before v, which may rebind d
+            self.expr(target)
+            root = scope.root_name(target)
+            if root is not None:
+                self.mutate(root.id, root)
             self.expr(node.value)
-            self.assign_target(target, node, None)
 
     def assign_target(self, target: ast.AST, node: ast.AST, kind: str | None) -> None:
         if isinstance(target, ast.Name):
@@ -764,6 +773,7 @@ class _Walker:
             kinds=dict(self.kinds), loop_targets=frozenset(self.loop_targets),
             removals=tuple(out["removals"]), display_drops=tuple(out["display_drops"]),
             unbound=frozenset(self.deleted - self.bound),
+            maybe_unbound=frozenset(self.dropped - self.bound),
             bound=frozenset(self.bound),
             param_order=dict(self.param_order),
         )

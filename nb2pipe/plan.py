@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .analyse import Analysis, TaskFlow, TestFlow
-from .flow import ImportFact, Span
+from .flow import ImportFact, SectionFacts, Span
 from .model import Notebook
 
 if TYPE_CHECKING:
@@ -612,29 +612,57 @@ class Planner:
         return ("test_reproduces_the_recorded_run", "", indent("\n".join(lines)))
 
     def helpers(self) -> tuple[tuple[str, ...], str]:
-        """helpers.py: setup code and every hoisted function or class."""
-        parts = []
+        """helpers.py: setup code and every hoisted function or class, in notebook
+        order: setup code may call a function defined above it, and a definition
+        may read a setup name when it runs (a default value, a decorator)."""
+        pieces: list[tuple[tuple[int, int], str]] = []    # ((cell, order), code)
         setup = self.a.setup
-        setup_cells = ()
+        placed: set[Span] = set()
         if setup is not None:
-            setup_cells = tuple(dict.fromkeys(r.cell for r in setup.binds + setup.reads))
-        setup_spans = list(setup.removals) if setup else []
-        for cell in sorted(set(setup_cells)):
-            code = edit_cell(self.nb.cells[cell].code, cell, setup_spans, {})
-            state = [f.text for f in setup.states] if setup else []
-            kept = "\n".join(l for l in code.splitlines() if l.strip() not in state)
-            if kept.strip():
-                parts.append(f"# notebook cell {cell + 1}\n{kept}")
+            cells = sorted({r.cell for r in setup.binds + setup.reads})
+            for cell in cells:
+                pieces += self.setup_pieces(cell, setup, placed)
         for definition in self.a.helpers:
-            text = self.helper_text(definition)
-            parts.append(f"# notebook cell {definition.ref.cell + 1}\n{text}")
+            if definition.span not in placed:
+                where = (definition.ref.cell, definition.span.start[0])
+                pieces.append((where, self.helper_text(definition)))
+        parts = [f"# notebook cell {where[0] + 1}\n{text}" for where, text in sorted(pieces)]
         body = "\n\n\n".join(parts)
         used = loaded_names(body) if body.strip() else set()
-        known = {f.name: f.statement for f in self.known_imports()}
+        # the setup section's own imports too: its code reads them
+        # (``import math`` then ``x = math.floor(y)``), which its reads omit
+        own = setup.imports if setup is not None else ()
+        known = {f.name: f.statement for f in [*self.known_imports(), *own]}
         lines = [known[n] for n in sorted(used) if n in known]
         if "functools" in used and "functools" not in known:
             lines.append("import functools")
         return group_imports(lines), body
+
+    def setup_pieces(self, cell: int, setup: SectionFacts,
+                     placed: set[Span]) -> list[tuple[tuple[int, int], str]]:
+        """A setup cell's code cut where its hoisted definitions were, with each
+        definition in its place (a mark, a NUL no parsed cell holds, stands for
+        it while the cell is edited)."""
+        hoisted = {d.span: d for d in self.a.helpers if d.span.cell == cell}
+        order = list(hoisted)
+        spans = [Span(s.cell, s.start, s.end, f"\0{order.index(s)}") if s in hoisted else s
+                 for s in setup.removals]
+        code = edit_cell(self.nb.cells[cell].code, cell, spans, {})
+        state = {f.text for f in setup.states}
+        pieces: list[tuple[tuple[int, int], str]] = []
+        lines: list[str] = []
+        for line in [*code.splitlines(), "\0"]:
+            if not line.startswith("\0"):
+                lines += [] if line.strip() in state else [line]
+                continue
+            if "\n".join(lines).strip():
+                pieces.append(((cell, len(pieces)), "\n".join(lines).strip("\n")))
+            lines = []
+            if line != "\0":
+                definition = hoisted[order[int(line[1:])]]
+                placed.add(definition.span)
+                pieces.append(((cell, len(pieces)), self.helper_text(definition)))
+        return pieces
 
     def helper_text(self, definition) -> str:
         """A hoisted definition, taking the globals it reads as keyword arguments."""
