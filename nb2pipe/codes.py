@@ -59,7 +59,8 @@ _ROWS = [
          "A tag that looks like an nb2pipe tag (or a Kale/papermill alias) but is "
          "not one. Tags that do not look like ours (e.g. `hide-input`) are ignored."),
     Code("NB202", E, "invalid-task-name", "invalid task name {detail}",
-         "task names are lower-case Python identifiers that are not keywords, e.g. `task:load_data`",
+         "task names are lower-case Python identifiers that are not keywords and do not "
+         "start with `test` or end with `_test` (pytest collects those), e.g. `task:load_data`",
          "Task names become module, function and file names, so they must be "
          "safe identifiers."),
     Code("NB203", E, "duplicate-task", "task {detail} is defined twice (first in {other})",

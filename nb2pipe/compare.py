@@ -598,7 +598,10 @@ _FINGERPRINT_ITEMS = 100
 
 def fingerprint(value: object, content: bool = True, depth: int = 0) -> dict:
     """A small JSON-able summary of ``value`` that still changes when it does."""
-    found: dict = {"type": f"{_module(value)}.{type(value).__qualname__}"}
+    module = _module(value)
+    # a class of the notebook lives in __main__ there and in <package>.helpers here
+    module = "" if module == "__main__" or module.endswith(".helpers") else module + "."
+    found: dict = {"type": f"{module}{type(value).__qualname__}"}
     if depth > 3:
         return found
     for kind, summarise in _FINGERPRINTS:
@@ -606,6 +609,15 @@ def fingerprint(value: object, content: bool = True, depth: int = 0) -> dict:
             found.update(summarise(value, content, depth))
             break
     return found
+
+
+def loosen(stored: dict) -> dict:
+    """What ``fingerprint(value, content=False)`` keeps of a full fingerprint."""
+    kept = {k: v for k, v in stored.items()
+            if k in ("type", "columns", "dtypes", "dtype", "params", "ndim", "shape[1:]")}
+    if "shape" in stored:
+        kept.update(_fp_shape(tuple(stored["shape"]), False))
+    return kept
 
 
 def _digest(data: bytes) -> str:
@@ -627,10 +639,17 @@ def _fp_scalar(value, content, depth) -> dict:
 def _fp_array(value, content, depth) -> dict:
     import numpy as np
 
-    found = {"shape": list(value.shape), "dtype": str(value.dtype)}
+    found = {"dtype": str(value.dtype), **_fp_shape(value.shape, content)}
     if content:
         found.update(_fp_numbers(np.asarray(value)))
     return found
+
+
+def _fp_shape(shape: tuple, content: bool) -> dict:
+    """The whole shape; without content (a value that varies between runs) only
+    the dimensions after the first: how many rows survive a random split varies."""
+    return {"shape": list(shape)} if content else {"ndim": len(shape),
+                                                   "shape[1:]": list(shape[1:])}
 
 
 def _fp_numbers(array) -> dict:
@@ -654,7 +673,7 @@ def _fp_pandas(value, content, depth) -> dict:
 
     if isinstance(value, pd.DataFrame):
         found = {
-            "shape": list(value.shape),
+            **_fp_shape(value.shape, content),
             "columns": [str(c) for c in value.columns],
             "dtypes": [str(d) for d in value.dtypes],
         }
@@ -665,11 +684,11 @@ def _fp_pandas(value, content, depth) -> dict:
             found["index"] = _fp_column(value.index.to_series())
         return found
     if isinstance(value, pd.Series):
-        found = {"shape": list(value.shape), "dtype": str(value.dtype)}
+        found = {**_fp_shape(value.shape, content), "dtype": str(value.dtype)}
         if content:
             found.update(content=_fp_column(value), index=_fp_column(value.index.to_series()))
         return found
-    return {"len": len(value)} if hasattr(value, "__len__") else {}
+    return {"len": len(value)} if hasattr(value, "__len__") and content else {}
 
 
 def _fp_column(column) -> dict:
@@ -686,19 +705,18 @@ def _fp_column(column) -> dict:
 
 
 def _fp_mapping(value, content, depth) -> dict:
-    found: dict = {"len": len(value)}
-    if content:
-        items = list(value.items())[:_FINGERPRINT_ITEMS]
-        found["items"] = {str(k): fingerprint(v, content, depth + 1) for k, v in items}
-    return found
+    if not content:  # how many entries a varying value has varies too
+        return {}
+    items = list(value.items())[:_FINGERPRINT_ITEMS]
+    return {"len": len(value),
+            "items": {str(k): fingerprint(v, content, depth + 1) for k, v in items}}
 
 
 def _fp_sequence(value, content, depth) -> dict:
-    found: dict = {"len": len(value)}
-    if content:
-        items = list(value)[:_FINGERPRINT_ITEMS]
-        found["items"] = [fingerprint(v, content, depth + 1) for v in items]
-    return found
+    if not content:
+        return {}
+    items = list(value)[:_FINGERPRINT_ITEMS]
+    return {"len": len(value), "items": [fingerprint(v, content, depth + 1) for v in items]}
 
 
 def _fp_estimator(value, content, depth) -> dict:
@@ -717,12 +735,14 @@ def _fp_estimator(value, content, depth) -> dict:
 
 
 def _fp_object(value, content, depth) -> dict:
-    if not content:
+    """Public attributes, summarised one by one.  Not pickled bytes: objects
+    that cache results lazily (statsmodels' results) pickle differently after
+    use, and private attributes hold such caches."""
+    if not content or not hasattr(value, "__dict__"):
         return {}
-    try:
-        return {"digest": _digest(pickle.dumps(value, protocol=4))}
-    except Exception:  # noqa: BLE001 - the type alone must do
-        return {}
+    public = sorted((k, v) for k, v in vars(value).items() if not k.startswith("_"))
+    return {"attributes": {k: fingerprint(v, content, depth + 1)
+                           for k, v in public[:_FINGERPRINT_ITEMS]}}
 
 
 _FINGERPRINTS: tuple = (

@@ -235,7 +235,11 @@ def _determinism(values: list[Observed], analysis: Analysis) -> tuple[Observed, 
     for flow in analysis.tasks:
         inputs = [v for v in values if v.task == flow.name and v.side == "input"]
         outputs = [v for v in values if v.task == flow.name and v.side == "output"]
-        if all(v.stable for v in inputs) and not all(v.stable for v in outputs):
+        varied = not all(v.stable for v in (*inputs, *outputs))
+        if all(v.stable for v in inputs) and not all(v.stable for v in outputs) \
+                or varied and flow.facts.draws:
+            # the second case: it draws random numbers and something varied, so
+            # outputs equal in both runs may have been equal by chance
             random_tasks.add(flow.name)
         if flow.name in random_tasks or not all(v.stable for v in inputs) \
                 or any(producer in tainted for _, producer in flow.inputs):

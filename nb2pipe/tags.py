@@ -109,6 +109,10 @@ def parse_cell_tags(cell: Cell, path: str) -> tuple[ParsedTags, list[Diagnostic]
         if name and not _NAME_RE.match(name) or name in keyword.kwlist:
             found.append(codes.make("NB202", where, detail=repr(name)))
             continue
+        if name and _collected_by_pytest(name):
+            found.append(codes.make("NB202", where,
+                                    detail=f"{name!r}: pytest would collect it as a test"))
+            continue
         if row.kind is None:
             after.append(name)
         else:
@@ -331,6 +335,12 @@ def _imported_and_defined(notebook: Notebook) -> frozenset[str]:
     return frozenset(found)
 
 
+def _collected_by_pytest(name: str) -> bool:
+    """``test*`` functions and ``test_*.py``/``*_test.py`` modules are pytest's:
+    a task so named would run as a (broken) test of the generated project."""
+    return name.startswith("test") or name.endswith("_test")
+
+
 def task_name(heading: str, taken: set[str] | frozenset[str] = frozenset(),
               avoid: frozenset[str] = frozenset()) -> str:
     """A valid, unique, non-shadowing identifier from a heading's text."""
@@ -350,6 +360,9 @@ def task_name(heading: str, taken: set[str] | frozenset[str] = frozenset(),
         name = "section_" + name
     if name in RESERVED or name in avoid:
         name += "_step"
+    if _collected_by_pytest(name):  # "## Test performance": a task, not a test
+        name = "step_" + name if name.startswith("test") else name
+        name = name + "_step" if _collected_by_pytest(name) else name
     unique, n = name, 2
     while unique in taken:
         unique, n = f"{name}_{n}", n + 1

@@ -488,3 +488,35 @@ def test_fingerprints_are_json_and_do_not_depend_on_set_order() -> None:
     value = {"tags": {"b", "a", "c"}, "n": 3, "name": "x" * 500}
     text = json.dumps(fingerprint(value), sort_keys=True)
     assert json.loads(text) == fingerprint({"n": 3, "name": "x" * 500, "tags": {"c", "a", "b"}})
+
+
+def test_a_loose_fingerprint_ignores_how_many_rows_survived() -> None:
+    import pandas as pd
+
+    from nb2pipe.compare import fingerprint, loosen
+
+    kept = fingerprint(pd.DataFrame({"a": [1.0, 2.0, 3.0]}), content=False)
+    assert compare(kept, fingerprint(pd.DataFrame({"a": [1.0]}), content=False)) is None
+    assert compare(kept, fingerprint(pd.DataFrame({"b": [1.0]}), content=False)) is not None
+    assert loosen(fingerprint(pd.DataFrame({"a": [5.0, 6.0]}))) == kept
+
+
+def test_fingerprints_of_plain_objects_ignore_private_caches() -> None:
+    from nb2pipe.compare import fingerprint
+
+    class Result:
+        def __init__(self, value):
+            self.params = [value, 2.0]
+
+    used = Result(1.0)
+    used._cache = {"summary": "computed lazily"}
+    assert compare(fingerprint(Result(1.0)), fingerprint(used)) is None
+    assert "params" in compare(fingerprint(Result(1.0)), fingerprint(Result(1.5)))
+
+
+def test_a_notebook_class_and_its_helpers_copy_have_the_same_fingerprint_type() -> None:
+    from nb2pipe.compare import fingerprint
+
+    notebook = type("Box", (), {"__module__": "__main__"})
+    helpers = type("Box", (), {"__module__": "churn.helpers"})
+    assert fingerprint(notebook())["type"] == fingerprint(helpers())["type"] == "Box"

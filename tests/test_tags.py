@@ -329,6 +329,7 @@ def test_a_notebook_tagged_only_with_typos_has_no_task(tmp_path: Path) -> None:
     ("task:../../x", "../../x"), ("task:load-data", "load-data"), ("task:a b", "a b"),
     ("step:Train", "Train"), ("task:naïve", "naïve"), ("after:Load", "Load"),
     ("prev:for", "for"), ("test:Bad", "Bad"), ("task:a:b", "a:b"),
+    ("task:test_model", "test_model"), ("task:model_test", "model_test"),
 ])
 def test_invalid_names_are_errors(tmp_path: Path, tag: str, name: str) -> None:
     got = one_cell(tmp_path, tag)
@@ -654,3 +655,12 @@ def helper(x):
 y = helper(1)
 """)
     assert list(got.tasks()) == ["start", "train_test_split_step", "helper_step"]
+
+
+def test_names_pytest_would_collect_are_refused_or_renamed() -> None:
+    from nb2pipe.tags import task_name
+
+    assert task_name("Test dataset performance") == "step_test_dataset_performance"
+    assert task_name("Model test") == "model_test_step"
+    assert task_name("Testing") == "step_testing"
+    assert task_name("Latest results") == "latest_results"
