@@ -203,10 +203,10 @@ _ROWS = [
     Code("NB604", W, "unstable-value",
          "`{detail}` differs between two runs of the notebook ({other})",
          "seed the randomness it depends on (np.random.seed(0), random_state=0) or drop "
-         "the clock from it; until then its test checks only type, shape and columns",
+         "the clock from it; until then its test checks only type, columns and dtypes",
          "Recording runs the notebook twice (--repeat). A value that differs between two "
          "identical runs cannot be compared exactly, so its characterization test compares "
-         "only its type, shape, columns and dtypes: never a flaky test."),
+         "only its type, columns, dtypes and dimensions after the first: never a flaky test."),
     Code("NB605", E, "unserializable-value", "`{detail}` cannot be saved ({other})",
          "recreate it in the task that uses it, merge the two tasks, or make it picklable",
          "A value that crosses a task boundary must be saved by one task and loaded by "

@@ -155,7 +155,7 @@ def _recorded_row(task: str, product: dict, fixture: dict, out: Path, io, entry)
             reason = compare(expected, fingerprint(actual))
     if reason is None and loose:
         return Row(task, name, "unstable", "differs between runs of the notebook: type, "
-                   "shape and columns match the recording", "recording")
+                   "columns and dtypes match the recording", "recording")
     return Row(task, name, "same" if reason is None else "differs", reason or "", "recording")
 
 

@@ -10,8 +10,8 @@ recorded value, how it is stored under ``tests/data/<package>/`` (the
 - ``fingerprint``: an output too large for the size cap: its type, shape,
   columns, dtypes and a content summary (``compare.fingerprint``);
 - ``loose``: an output that differs between two runs of the notebook, or any
-  output of a task that showed randomness of its own: only its type, shape,
-  columns and dtypes are compared (never a flaky test);
+  output of a task that showed randomness of its own: only its type,
+  columns, dtypes and dimensions after the first are compared (never a flaky test);
 - ``sample``: an input too large for the cap: evenly spaced rows of it;
 - ``recomputed``: the outputs of a task tested on samples, computed by the
   generated function on them after rendering (``recompute``);

@@ -159,11 +159,12 @@ def test_unseeded_randomness_is_reported_and_compared_loosely(tmp_path: Path) ->
     done = run_cli("verify", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recording  unstable" in done.stdout
-    # loose still means something: a different shape fails
+    # loose still means something: a different dtype or number of dimensions fails
+    # (not the number of rows: how many survive a random filter may vary)
     double = out / "nb" / "tasks" / "double.py"
-    double.write_text(double.read_text().replace("y = x * 2", "y = x[:3] * 2"))
+    double.write_text(double.read_text().replace("y = x * 2", "y = (x * 2).astype(int)"))
     done = pytest_in(out, "-k", "recorded")
-    assert "1 failed, 1 passed" in done.stdout and "shape" in done.stdout
+    assert "1 failed, 1 passed" in done.stdout and "dtype" in done.stdout
 
 
 def test_a_value_pickle_cannot_save_is_found_at_conversion(tmp_path: Path) -> None:
