@@ -261,8 +261,10 @@ class Analyser:
     def setup_section(self, section: Section, facts: SectionFacts) -> None:
         inputs, _, _, _ = self.resolve(section, facts)
         for name, task in inputs:
-            ref = next(r for r in facts.reads if r.name == name)
-            self.found.append(codes.make("NB303", self.loc(ref), detail=repr(name),
+            # a name only maybe bound here has its earlier value as input, with no read
+            ref = next((r for r in facts.reads if r.name == name), None)
+            where = self.loc(ref) if ref else Location(self.path, section.cells[0] + 1)
+            self.found.append(codes.make("NB303", where, detail=repr(name),
                                          other=f"in task {task}, after this setup cell"))
         self.setup = facts
         self.record(section, facts, "setup")

@@ -1799,3 +1799,21 @@ assert b == "XY"
 # %%
 b = b + b
 """))
+
+
+def test_a_setup_cell_that_maybe_rebinds_a_task_value_is_a_diagnostic() -> None:
+    # Found by the long profile: the setup section's input `s` (its earlier value
+    # survives when the `except` does not run) had no read to point at, and
+    # the analyser raised StopIteration instead of reporting NB303.
+    text = """# %% tags=["block:extra"]
+s = str(8).upper()
+# %% tags=["functions"]
+s = []
+try:
+    obj = 'b-c'.upper()
+except KeyError:
+    s = {'k2': s}
+"""
+    result, _ = converted_tasks(text)
+    assert not result.ok
+    assert [d.code for d in result.diagnostics if d.severity is Severity.ERROR] == ["NB303"]
