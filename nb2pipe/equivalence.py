@@ -9,7 +9,6 @@ with the notebook's value (``compare.compare``).  The end-to-end tests and
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import pickle
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .compare import compare
-from .record import run_and_capture
+from .record import importable, run_and_capture
 from .write import read_manifest
 
 # Verdicts that do not count against the pipeline.
@@ -139,7 +138,7 @@ def _recorded_row(task: str, product: dict, fixture: dict, out: Path, io, entry)
         return Row(task, name, "missing-in-notebook", f"{stored} is gone", "recording")
     # randomness upstream: the pipeline draws its own values, only the form can match
     loose = fixture["strategy"] == "loose" or not fixture.get("repeatable", True)
-    with _kernel_path(_NoCapture, out):
+    with importable([str(out.resolve())]):
         actual = io.load(out / product["path"])
         if fixture["strategy"] == "full":
             expected = io.load(stored)
@@ -157,10 +156,6 @@ def _recorded_row(task: str, product: dict, fixture: dict, out: Path, io, entry)
         return Row(task, name, "unstable", "differs between runs of the notebook: type, "
                    "columns and dtypes match the recording", "recording")
     return Row(task, name, "same" if reason is None else "differs", reason or "", "recording")
-
-
-class _NoCapture:
-    sys_path: tuple[str, ...] = ()
 
 
 def _against_second_run(notebook: Path, boundaries, tasks, first, rows: list[Row],
@@ -196,17 +191,11 @@ def _captured(capture, i: int, name: str):
         return pickle.load(handle)
 
 
-@contextlib.contextmanager
 def _kernel_path(capture, out: Path | None = None):
-    """Values may reference the notebook's own modules (and products the
-    generated package's helpers): import them as the kernel and the build did."""
-    saved = sys.path[:]
+    """Import as the kernel and the build did: the kernel's sys.path, and the
+    generated package for values that reference its helpers."""
     extra = [str(out.resolve())] if out is not None else []
-    sys.path[:0] = [p for p in [*extra, *capture.sys_path] if p not in sys.path]
-    try:
-        yield
-    finally:
-        sys.path[:] = saved
+    return importable([*extra, *capture.sys_path])
 
 
 def _row(i: int, task: str, product: dict, capture, out: Path, io) -> Row:

@@ -18,14 +18,16 @@ writes a small JSON report that the host reads back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +162,18 @@ class _RunFailed(Exception):
     def __init__(self, message: str, cell: int | None = None) -> None:
         super().__init__(message)
         self.cell = cell
+
+
+@contextlib.contextmanager
+def importable(paths: Sequence[str]) -> Iterator[None]:
+    """``paths`` first on ``sys.path`` for the duration: recorded values may
+    reference the notebook's own modules (and products the generated package)."""
+    saved = sys.path[:]
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def run_and_capture(

@@ -14,10 +14,7 @@ the run's values stay in ``workspace`` for the next stage to read.
 
 from __future__ import annotations
 
-import contextlib
 import pickle
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from . import codes
 from .analyse import Analysis, TaskFlow
 from .compare import compare
 from .model import Diagnostic, Location, Notebook
-from .record import Capture, run_and_capture
+from .record import Capture, importable, run_and_capture
 
 # Observed type -> serializer kind (plan.SERIALIZERS); types not listed are pickled.
 OBSERVED_KINDS = {
@@ -71,18 +68,8 @@ class Recording:
     def of(self, task: str, side: str) -> tuple[Observed, ...]:
         return tuple(v for v in self.values if v.task == task and v.side == side)
 
-    @contextlib.contextmanager
-    def importable(self) -> Iterator[None]:
-        """Load values that reference the notebook's own modules, as the kernel did."""
-        saved = sys.path[:]
-        sys.path[:0] = [p for p in self.sys_path if p not in sys.path]
-        try:
-            yield
-        finally:
-            sys.path[:] = saved
-
     def load(self, value: Observed) -> object:
-        with self.importable(), open(value.file, "rb") as handle:  # type: ignore[arg-type]
+        with importable(self.sys_path), open(value.file, "rb") as handle:  # type: ignore[arg-type]
             return pickle.load(handle)
 
 
@@ -170,15 +157,13 @@ def _same_files(file: Path, others: list[Path], first: Capture) -> bool:
     data = file.read_bytes()
     if all(o.read_bytes() == data for o in others):
         return True
-    saved = sys.path[:]
-    sys.path[:0] = [p for p in first.sys_path if p not in sys.path]
     try:
-        expected = pickle.loads(data)
-        return all(compare(expected, pickle.loads(o.read_bytes())) is None for o in others)
+        with importable(first.sys_path):
+            expected = pickle.loads(data)
+            return all(compare(expected, pickle.loads(o.read_bytes())) is None
+                       for o in others)
     except Exception:  # noqa: BLE001 - not loadable here: _loadable reports it
         return True
-    finally:
-        sys.path[:] = saved
 
 
 def _loadable(recording: Recording, value: Observed, notebook: Notebook, analysis: Analysis,
