@@ -9,7 +9,6 @@ with the notebook's value (``compare.compare``).  The end-to-end tests and
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import subprocess
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .compare import compare
-from .record import importable, run_and_capture
+from .record import importable, load_module, run_and_capture
 from .write import read_manifest
 
 # Verdicts that do not count against the pipeline.
@@ -70,14 +69,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
 
 
-def _serializers(out: Path, package: str):
-    path = out / package / "serializers.py"
-    spec = importlib.util.spec_from_file_location(f"_nb2pipe_io_{package}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def check(notebook: Path, out: Path, *, python: str | None = None,
           timeout: int = 600, live: bool = False) -> Report:
     """Build the pipeline and compare every product with the notebook's value.
@@ -104,7 +95,8 @@ def check(notebook: Path, out: Path, *, python: str | None = None,
         done = build(out, entry["pipeline"], python)
         if done.returncode != 0:
             return Report(True, False, (), (done.stderr or done.stdout)[-3000:])
-        io = _serializers(out, entry["package"])
+        package = entry["package"]
+        io = load_module(out / package / "serializers.py", f"_nb2pipe_io_{package}")
         rows = []
         for i, task in enumerate(tasks):
             for product in task["products"]:

@@ -25,7 +25,6 @@ written.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import tempfile
 import warnings
@@ -36,6 +35,7 @@ from . import codes
 from .analyse import Analysis
 from .compare import fingerprint
 from .model import Diagnostic, Location, Notebook
+from .record import load_module
 from .recording import Observed, Recording
 
 DEFAULT_CAP = 20 * 1024 * 1024
@@ -154,10 +154,7 @@ def _task_rows(recording: Recording, task: str, full: dict, kept: set, files: di
 def _serializers():
     """The generated projects' own serializers: fixtures are saved the way
     products are, and loaded by the same ``serializers.load``."""
-    spec = importlib.util.spec_from_file_location("_nb2pipe_fixture_io", _SERIALIZERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_module(_SERIALIZERS, "_nb2pipe_fixture_io")
 
 
 def _serialize(recording: Recording, value: Observed, io) -> _Candidate | None:

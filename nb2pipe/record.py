@@ -19,6 +19,7 @@ writes a small JSON report that the host reads back.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 INSTALL_HINT = "install it into the kernel's environment: pip install ipykernel"
 
@@ -174,6 +176,16 @@ def importable(paths: Sequence[str]) -> Iterator[None]:
         yield
     finally:
         sys.path[:] = saved
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """The module in ``path`` under ``name``, without touching ``sys.modules``:
+    a project's serializers are loaded by file, not by package import, so that
+    a generated package of the same name elsewhere on the path cannot shadow them."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def run_and_capture(
