@@ -224,6 +224,14 @@ _ROWS = [
     Code("NB608", W, "value-not-loadable", "`{detail}` was recorded but cannot be loaded here ({other})",
          "install nb2pipe in the environment that has the notebook's libraries",
          "nb2pipe reads the recorded values in its own process to store them as fixtures."),
+    Code("NB609", W, "unseeded-draw",
+         "task {detail} draws from the unseeded global generator `{other}`",
+         "seed it (np.random.seed(0), random.seed(0)) or pass random_state=0; until then "
+         "its test checks only type, columns and dtypes",
+         "The recorded runs saw the task change the state of a global random generator "
+         "that was in a different state in each run. Its outputs agreed this time (k-means "
+         "from a random start can find the same clusters twice), but need not the next "
+         "time: they are compared by form only, never a flaky test."),
 ]
 
 CODES: dict[str, Code] = {row.code: row for row in _ROWS}

@@ -103,12 +103,31 @@ def _capture(ns, names, out_dir, report_path):
                 return prefix + "." + qualname
         return ""
 
+    def rng_states():
+        """A digest of each global random generator's state: a task that changes
+        one draws from it, and one whose state after the task differs between
+        runs was never seeded (the analysis cannot see draws in local modules)."""
+        import hashlib
+
+        found = {}
+        if "random" in sys.modules:
+            state = repr(sys.modules["random"].getstate()).encode()
+            found["random"] = hashlib.sha1(state).hexdigest()
+        if "numpy" in sys.modules:
+            try:  # numpy 2 imports numpy.random lazily: this may import it
+                state = sys.modules["numpy"].random.get_state()
+                digest = hashlib.sha1(state[1].tobytes() + repr(state[2:]).encode())
+                found["numpy.random"] = digest.hexdigest()
+            except Exception:
+                pass
+        return found
+
     hidden = {"In", "Out", "get_ipython", "exit", "quit", "open"}
     os.makedirs(out_dir, exist_ok=True)
     # where the notebook's own modules come from, for whoever loads the values
     paths = [os.path.abspath(p or ".") for p in sys.path]
     report = {"captured": {}, "missing": [], "unpicklable": {}, "sys_path": paths,
-              "types": {}, "modules": {},
+              "types": {}, "modules": {}, "rng": rng_states(),
               # which object each global holds now: a task that rebinds a name
               # the analysis did not see shows up as a changed id
               "ids": {k: id(v) for k, v in list(ns.items())
@@ -150,6 +169,8 @@ class Capture:
     types: dict[int, dict[str, str]] = field(default_factory=dict)
     modules: dict[int, dict[str, str]] = field(default_factory=dict)
     ids: dict[int, dict[str, int]] = field(default_factory=dict)
+    # per boundary: global generator ("random", "numpy.random") -> state digest
+    rng: dict[int, dict[str, str]] = field(default_factory=dict)
     error: str = ""
     failed_cell: int | None = None
     seconds: float = 0.0
@@ -477,6 +498,7 @@ def _collect(
     types: dict[int, dict[str, str]] = {}
     modules: dict[int, dict[str, str]] = {}
     ids: dict[int, dict[str, int]] = {}
+    rng: dict[int, dict[str, str]] = {}
     sys_path: tuple[str, ...] = ()
     for bid in range(count):
         path = reports / f"{bid}.json"
@@ -489,6 +511,7 @@ def _collect(
         types[bid] = dict(report["types"])
         modules[bid] = dict(report["modules"])
         ids[bid] = dict(report["ids"])
+        rng[bid] = dict(report.get("rng", {}))
         sys_path = tuple(report.get("sys_path", sys_path))
     return Capture(
         ok=not error,
@@ -499,6 +522,7 @@ def _collect(
         types=types,
         modules=modules,
         ids=ids,
+        rng=rng,
         error=error,
         failed_cell=failed,
         seconds=round(time.monotonic() - start, 3),

@@ -107,10 +107,11 @@ def record(notebook: Notebook, analysis: Analysis, workspace: Path, *, repeat: i
             values.append(_observe(bid, task, side, name, runs))
     recording = Recording(tuple(values), tuple(c.seconds for c in runs), first.sys_path)
     values = [_loadable(recording, v, notebook, analysis, found) for v in recording.values]
-    recording = Recording(_determinism(values, analysis), recording.seconds,
+    drawing = unseeded_draws(runs, points)
+    recording = Recording(_determinism(values, analysis, drawing), recording.seconds,
                           recording.sys_path)
     found += _unserializable(recording, notebook, analysis)
-    found += _unstable(recording, notebook, analysis)
+    found += _unstable(recording, notebook, analysis, drawing)
     found += _disagreements(first, points, notebook, analysis)
     return recording, found
 
@@ -212,7 +213,33 @@ def _unserializable(recording: Recording, notebook: Notebook,
     return found
 
 
-def _determinism(values: list[Observed], analysis: Analysis) -> tuple[Observed, ...]:
+def unseeded_draws(runs: list[Capture], points) -> dict[str, str]:
+    """task -> the global generator it draws from unseeded, as the runs show it.
+
+    A task draws from a generator when the generator's state after the task
+    differs from its state before (first run); the draw is unseeded when the
+    state after the task differs between runs.  Such a task is random even when
+    its outputs agree in every run (k-means from a random start converging to
+    the same clusters twice).  One run, or a generator first imported inside
+    the task, shows nothing: no finding rather than a guess.
+    """
+    bids = {(task, side): bid for bid, (task, side, _, _) in enumerate(points)}
+    first, others = runs[0], runs[1:]
+    found: dict[str, str] = {}
+    for (task, side), bid in bids.items():
+        if side != "output" or (task, "input") not in bids:
+            continue
+        before, after = first.rng.get(bids[task, "input"], {}), first.rng.get(bid, {})
+        for generator, state in sorted(after.items()):
+            if generator in before and before[generator] != state and any(
+                    run.rng.get(bid, {}).get(generator, state) != state for run in others):
+                found[task] = generator
+                break
+    return found
+
+
+def _determinism(values: list[Observed], analysis: Analysis,
+                 drawing: dict[str, str]) -> tuple[Observed, ...]:
     """Set ``exact`` and ``repeatable`` of every value (see ``Observed``)."""
     import dataclasses
 
@@ -222,9 +249,9 @@ def _determinism(values: list[Observed], analysis: Analysis) -> tuple[Observed, 
         outputs = [v for v in values if v.task == flow.name and v.side == "output"]
         varied = not all(v.stable for v in (*inputs, *outputs))
         if all(v.stable for v in inputs) and not all(v.stable for v in outputs) \
-                or varied and flow.facts.draws:
-            # the second case: it draws random numbers and something varied, so
-            # outputs equal in both runs may have been equal by chance
+                or varied and flow.facts.draws or flow.name in drawing:
+            # the second and third cases: it draws random numbers, so outputs
+            # equal in every run may have been equal by chance
             random_tasks.add(flow.name)
         if flow.name in random_tasks or not all(v.stable for v in inputs) \
                 or any(producer in tainted for _, producer in flow.inputs):
@@ -235,17 +262,32 @@ def _determinism(values: list[Observed], analysis: Analysis) -> tuple[Observed, 
         for v in values)
 
 
-def _unstable(recording: Recording, notebook: Notebook, analysis: Analysis) -> list[Diagnostic]:
+def _unstable(recording: Recording, notebook: Notebook, analysis: Analysis,
+              drawing: dict[str, str]) -> list[Diagnostic]:
     """NB604 where a task's output varies although its inputs did not: the origin
-    of the randomness, not every task it flows into."""
+    of the randomness, not every task it flows into.  NB609 for a task that
+    draws unseeded random numbers yet gave the same outputs in every run."""
     found = []
     for flow in analysis.tasks:
         inputs_stable = all(v.stable for v in recording.of(flow.name, "input"))
+        before = len(found)
         for value in recording.of(flow.name, "output"):
             if not value.stable and inputs_stable:
                 found.append(codes.make("NB604", _where(notebook, analysis, value),
                                         detail=value.name, other=f"task {flow.name}"))
+        if flow.name in drawing and len(found) == before:
+            found.append(codes.make("NB609", _first_draw(notebook, flow),
+                                    detail=flow.name, other=drawing[flow.name]))
     return found
+
+
+def _first_draw(notebook: Notebook, flow: TaskFlow) -> Location:
+    """Where the analysis saw the task draw, else its first cell (the draw may be
+    inside a local module)."""
+    if flow.facts.draws:
+        ref = min(flow.facts.draws, key=lambda r: (r.cell, r.line, r.col))
+        return Location(notebook.display, ref.cell + 1, ref.line, ref.col)
+    return Location(notebook.display, flow.section.cells[0] + 1)
 
 
 def _disagreements(first: Capture, points, notebook: Notebook,

@@ -167,6 +167,46 @@ def test_unseeded_randomness_is_reported_and_compared_loosely(tmp_path: Path) ->
     assert "1 failed, 1 passed" in done.stdout and "dtype" in done.stdout
 
 
+SHUFFLE = """import numpy as np
+
+
+def centres(values):
+    order = np.random.permutation(len(values))
+    return sorted(values[i] for i in order)
+"""
+
+
+@pytest.mark.parametrize("seed", ["", "np.random.seed(0)\n"])
+def test_a_draw_inside_a_local_module_is_seen_at_run_time(tmp_path: Path, seed: str) -> None:
+    # The analysis cannot see `np.random.permutation` inside shuffle.py, and both
+    # runs give the same `result` (sorted), as k-means from a random start can
+    # find the same clusters twice: the generator's state gives the draw away.
+    (tmp_path / "shuffle.py").write_text(SHUFFLE)
+    path = notebook(tmp_path, [
+        (["task:load"], f"import numpy as np\nfrom shuffle import centres\n{seed}values = [3, 1, 2]"),
+        (["task:fit"], "result = centres(values)"),
+        (["task:report"], "total = sum(result)"),
+    ])
+    out = tmp_path / "out"
+    done = run_cli("convert", str(path), "-o", str(out), "--record")
+    assert done.returncode == 0, done.stderr
+    values = {(v["task"], v["side"], v["variable"]): v for v in manifest_values(out)}
+    assert values[("fit", "output", "result")]["stable"]
+    if seed:
+        assert "NB609" not in done.stdout
+        assert values[("fit", "output", "result")]["strategy"] == "full"
+        assert values[("report", "output", "total")]["repeatable"]
+        return
+    assert ("nb.ipynb:cell 2: NB609 task fit draws from the unseeded global generator "
+            "`numpy.random`") in done.stdout
+    assert done.stdout.count("NB609") == 1, "only the task that draws"
+    assert values[("fit", "output", "result")]["strategy"] == "loose"
+    assert values[("load", "output", "values")]["strategy"] == "full"
+    assert values[("report", "output", "total")]["strategy"] == "full"
+    assert not values[("report", "output", "total")]["repeatable"]
+    assert pytest_in(out, "-k", "recorded").returncode == 0
+
+
 def test_a_value_pickle_cannot_save_is_found_at_conversion(tmp_path: Path) -> None:
     path = notebook(tmp_path, [
         (["task:make"], "numbers = (n * n for n in range(4))"),
