@@ -63,6 +63,20 @@ def test_explain_known_and_unknown() -> None:
     assert run_cli("explain", "NB999").returncode == 2
 
 
+def test_the_diagnostics_page_is_the_table() -> None:
+    # docs/diagnostics.md is generated from nb2pipe/codes.py; a code added to
+    # the table without regenerating it would be missing from the docs
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "gen_diagnostics.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = script.with_name("diagnostics.md").read_text(encoding="utf-8")
+    assert all(code in page for code in CODES)
+
+
 def test_check_reports_and_exits_1_on_errors(tmp_path: Path) -> None:
     nb = tmp_path / "star.py"
     nb.write_text('# %% tags=["task:a"]\nfrom os.path import *\nx = join("a", "b")\n')
