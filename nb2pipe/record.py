@@ -104,20 +104,25 @@ def _capture(ns, names, out_dir, report_path):
         return ""
 
     def rng_states():
-        """A digest of each global random generator's state: a task that changes
-        one draws from it, and one whose state after the task differs between
-        runs was never seeded (the analysis cannot see draws in local modules)."""
+        """Each global random generator's state: [digest, fresh].  A task that
+        changes the digest draws from the generator; one whose digest after the
+        task differs between runs was never seeded (the analysis cannot see
+        draws in local modules).  ``fresh``: nothing drawn since it was seeded,
+        for a generator first imported inside a task."""
         import hashlib
 
         found = {}
         if "random" in sys.modules:
-            state = repr(sys.modules["random"].getstate()).encode()
-            found["random"] = hashlib.sha1(state).hexdigest()
+            state = sys.modules["random"].getstate()
+            found["random"] = [hashlib.sha1(repr(state).encode()).hexdigest(),
+                               state[1][-1] == 624 and state[2] is None]
         if "numpy" in sys.modules:
             try:  # numpy 2 imports numpy.random lazily: this may import it
                 state = sys.modules["numpy"].random.get_state()
                 digest = hashlib.sha1(state[1].tobytes() + repr(state[2:]).encode())
-                found["numpy.random"] = digest.hexdigest()
+                # seeding leaves the position at 623 (SeedSequence) or 624
+                found["numpy.random"] = [digest.hexdigest(),
+                                         state[2] in (623, 624) and not state[3]]
             except Exception:
                 pass
         return found
@@ -169,8 +174,9 @@ class Capture:
     types: dict[int, dict[str, str]] = field(default_factory=dict)
     modules: dict[int, dict[str, str]] = field(default_factory=dict)
     ids: dict[int, dict[str, int]] = field(default_factory=dict)
-    # per boundary: global generator ("random", "numpy.random") -> state digest
-    rng: dict[int, dict[str, str]] = field(default_factory=dict)
+    # per boundary: global generator ("random", "numpy.random") -> (state digest,
+    # whether nothing was drawn since it was seeded)
+    rng: dict[int, dict[str, tuple[str, bool]]] = field(default_factory=dict)
     error: str = ""
     failed_cell: int | None = None
     seconds: float = 0.0
@@ -498,7 +504,7 @@ def _collect(
     types: dict[int, dict[str, str]] = {}
     modules: dict[int, dict[str, str]] = {}
     ids: dict[int, dict[str, int]] = {}
-    rng: dict[int, dict[str, str]] = {}
+    rng: dict[int, dict[str, tuple[str, bool]]] = {}
     sys_path: tuple[str, ...] = ()
     for bid in range(count):
         path = reports / f"{bid}.json"
@@ -511,7 +517,7 @@ def _collect(
         types[bid] = dict(report["types"])
         modules[bid] = dict(report["modules"])
         ids[bid] = dict(report["ids"])
-        rng[bid] = dict(report.get("rng", {}))
+        rng[bid] = {k: (v[0], bool(v[1])) for k, v in report.get("rng", {}).items()}
         sys_path = tuple(report.get("sys_path", sys_path))
     return Capture(
         ok=not error,

@@ -217,11 +217,12 @@ def unseeded_draws(runs: list[Capture], points) -> dict[str, str]:
     """task -> the global generator it draws from unseeded, as the runs show it.
 
     A task draws from a generator when the generator's state after the task
-    differs from its state before (first run); the draw is unseeded when the
-    state after the task differs between runs.  Such a task is random even when
-    its outputs agree in every run (k-means from a random start converging to
-    the same clusters twice).  One run, or a generator first imported inside
-    the task, shows nothing: no finding rather than a guess.
+    differs from its state before (first run), or, for a generator first
+    imported inside the task, is no longer freshly seeded.  The draw is
+    unseeded when the state after the task differs between runs.  Such a task is
+    random even when its outputs agree in every run (k-means from a random
+    start converging to the same clusters twice).  One run shows nothing: no
+    finding rather than a guess.
     """
     bids = {(task, side): bid for bid, (task, side, _, _) in enumerate(points)}
     first, others = runs[0], runs[1:]
@@ -230,9 +231,10 @@ def unseeded_draws(runs: list[Capture], points) -> dict[str, str]:
         if side != "output" or (task, "input") not in bids:
             continue
         before, after = first.rng.get(bids[task, "input"], {}), first.rng.get(bid, {})
-        for generator, state in sorted(after.items()):
-            if generator in before and before[generator] != state and any(
-                    run.rng.get(bid, {}).get(generator, state) != state for run in others):
+        for generator, (state, fresh) in sorted(after.items()):
+            drew = before[generator][0] != state if generator in before else not fresh
+            if drew and any(run.rng.get(bid, {}).get(generator, (state,))[0] != state
+                            for run in others):
                 found[task] = generator
                 break
     return found
