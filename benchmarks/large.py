@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,15 +45,22 @@ def many(path: Path) -> None:
                                 "cells": cells}))
 
 
+# Runs the conversion as its child and prints the child's peak RSS: RUSAGE_CHILDREN
+# of this script would be the peak of every conversion so far, not of this one.
+_WRAPPER = ("import resource, subprocess, sys\n"
+            "code = subprocess.run(sys.argv[1:], capture_output=True).returncode\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n")
+
+
 def measure(notebook: Path, out: Path) -> tuple[float, int, int]:
     """Seconds, peak RSS (KB) of the converting process, exit code."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "nb2pipe", "convert", str(notebook), "-o",
-                           str(out)], capture_output=True)
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "nb2pipe",
+                           "convert", str(notebook), "-o", str(out)],
+                          capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before), done.returncode
+    peak, code = (int(word) for word in done.stdout.split())
+    return seconds, peak, code
 
 
 def main() -> None:
