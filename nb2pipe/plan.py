@@ -236,6 +236,19 @@ def indent(code: str, prefix: str = "    ") -> str:
     return "\n".join(out)
 
 
+def cell_numbers(cells: tuple[int, ...]) -> str:
+    """People's cell numbers (from 1), runs of three or more as ranges: a task of
+    forty cells reads ``12-51``, not forty numbers."""
+    runs: list[list[int]] = []
+    for number in (c + 1 for c in cells):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) >= 3 else ", ".join(map(str, run))
+                     for run in runs)
+
+
 def doc_safe(text: str) -> str:
     """Text that can stand inside a generated docstring: a file name is data,
     never code (no quote can end the string, no backslash starts an escape)."""
@@ -315,7 +328,7 @@ class Planner:
         self.setup_names = {r.name for r in setup.binds + setup.maybe} if setup else set()
 
     def source_label(self, cells: tuple[int, ...]) -> str:
-        numbers = ", ".join(str(c + 1) for c in cells)
+        numbers = cell_numbers(cells)
         word = "cell" if len(cells) == 1 else "cells"
         return f"{doc_safe(self.nb.display)} ({word} {numbers})"
 
@@ -512,7 +525,7 @@ class Planner:
     def docstring(self, flow: TaskFlow, products: tuple[Product, ...]) -> str:
         cells = flow.section.cells
         word = "Cell" if len(cells) == 1 else "Cells"
-        lines = [f"{word} {', '.join(str(c + 1) for c in cells)} of {doc_safe(self.nb.display)}, "
+        lines = [f"{word} {cell_numbers(cells)} of {doc_safe(self.nb.display)}, "
                  "as a function.", ""]
         by_task: dict[str, list[str]] = {}
         for name, task in flow.inputs:

@@ -53,3 +53,16 @@ def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
     assert sorted(files) == sorted(expected), "generated files differ from the golden list"
     for rel in expected:
         assert files[rel] == expected[rel], f"{case}/{rel} differs from its golden copy"
+
+
+@pytest.mark.parametrize("cells, text", [
+    ((0,), "1"),
+    ((0, 1), "1, 2"),
+    ((0, 1, 2), "1-3"),
+    ((0, 1, 2, 5, 7, 8, 9, 10), "1-3, 6, 8-11"),
+])
+def test_cell_numbers_in_headers_and_docstrings(cells: tuple[int, ...], text: str) -> None:
+    # a task of a hundred cells names them as a range, not a hundred numbers
+    from nb2pipe.plan import cell_numbers
+
+    assert cell_numbers(cells) == text
