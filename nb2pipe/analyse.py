@@ -223,12 +223,9 @@ class Analyser:
         # name of an earlier task: a name rebound here first is a new object.
         external = {r.name for r in facts.reads}
         mutated = {r.name: r for r in facts.mutates if r.name in external}
-        for owner, target, sources, ref, one_way in self.s.aliases:
-            both = () if one_way else ((target, sources),)
-            for name, partners in (*both, *((src, {target}) for src in sources)):
-                if name in mutated:
-                    self.s.alias_breaks.append((section.name, mutated[name], set(partners),
-                                                owner, ref))
+        for name, ref in mutated.items():
+            for partner, (owner, alias_ref) in self.sharing(name).items():
+                self.s.alias_breaks.append((section.name, ref, {partner}, owner, alias_ref))
         rebound = {r.name for r in facts.binds}
         kept = []
         for owner, target, sources, ref, one_way in self.s.aliases:
@@ -239,17 +236,47 @@ class Analyser:
             self.s.aliases.append((section.name, ref.name, set(sources) - {ref.name}, ref,
                                    ref.name in facts.constructed))
 
+    def sharing(self, name: str) -> dict[str, tuple[str, Ref]]:
+        """The names a change to ``name`` in place also changes, each with the
+        alias (task, place) that links it.
+
+        The first step goes both ways (``b = a``: either name changes the
+        other); after it, only upwards, to what holds the object
+        (``total = d`` and ``s = [d, 1]``: changing ``total`` changes ``d``,
+        so ``s``), never down from a container to its other items
+        (``data = [train, test]`` does not make ``train`` share with ``test``).
+        """
+        reached: dict[str, tuple[str, Ref]] = {}
+        todo, first = [name], True
+        while todo:
+            current = todo.pop()
+            for owner, target, sources, ref, one_way in self.s.aliases:
+                if current in sources:
+                    found = [target]
+                elif first and current == target and not one_way:
+                    found = sorted(sources)
+                else:
+                    continue
+                for other in found:
+                    if other != name and other not in reached:
+                        reached[other] = (owner, ref)
+                        todo.append(other)
+            first = False
+        return reached
+
     def report_aliases(self) -> None:
         """NB310 for every alias break whose other name a later section reads."""
         order = [s.name for s in self.layout.sections]
         readers = [(t.section.name, {n for n, _ in t.inputs} | set(t.params))
                    for t in (*self.tasks, *self.tests)]
+        reported: set[tuple[str, Ref]] = set()
         for task, ref, partners, owner, alias_ref in self.s.alias_breaks:
             # the mutating task itself counts when it loads the partner: its copy
             # is a separate object there too
             after = [name for name, reads in readers
                      if order.index(name) >= order.index(task) and reads & partners]
-            if after:
+            if after and (task, ref) not in reported:
+                reported.add((task, ref))  # one finding per change, at its first partner
                 partner = sorted(partners)[0]
                 message = (f"task {task!r} changes {ref.name!r} in place, which shares its object "
                            f"with {partner!r} since {self.loc(alias_ref)} (task {owner!r}); "

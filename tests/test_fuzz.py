@@ -1851,3 +1851,43 @@ for n in (6, 6):
     check_pure(from_percent(text), tolerate=False)
     assert same("<__main__.Box object at 0x7f01>-x", "<p.helpers.Box object at 0x7f02>-x")
     assert not same("<__main__.Box object at 0x7f01>-x", "<p.helpers.Box object at 0x7f01>-y")
+
+
+def test_two_names_of_one_object_are_linked_through_the_third() -> None:
+    # Found by the long profile: `s = [d, 1]` and `total = d` share d's object,
+    # with no alias between `s` and `total` themselves; `total.extend` in a
+    # later task changed `s` in the notebook but not in the pipeline, silently.
+    text = """# %% tags=["parameters"]
+d = [5, 4]
+# %% tags=["task:clean"]
+s = [d, 1]
+total = d
+if (d := 9 - 7) > 2:
+    s = divmod(0, 3)
+# %% tags=["task:extra"]
+total.extend([0])
+# %% tags=["task:step_2"]
+a, *b = s
+"""
+    result, _ = converted_tasks(text)
+    errors = [d for d in result.diagnostics if d.severity is Severity.ERROR]
+    assert [d.code for d in errors] == ["NB310"]
+    assert "changes 'total' in place, which shares its object with 's'" in errors[0].message
+
+
+@pytest.mark.xfail(strict=True, reason="an alias through a name rebound in a later task "
+                                       "is forgotten with that name")
+def test_limitation_alias_through_a_name_rebound_in_between() -> None:
+    result, _ = converted_tasks("""# %% tags=["task:clean"]
+d = [5, 4]
+s = [d, 1]
+total = d
+# %% tags=["task:other"]
+d = 2
+# %% tags=["task:extra"]
+total.extend([0])
+# %% tags=["task:step_2"]
+a, *b = s
+""")
+    assert [d.code for d in result.diagnostics if d.severity is Severity.ERROR] == ["NB310"]
+
