@@ -21,6 +21,7 @@ from pathlib import Path
 from . import codes
 from .analyse import Analysis, TaskFlow
 from .compare import compare
+from .flow import Ref
 from .model import Diagnostic, Location, Notebook
 from .record import Capture, importable, run_and_capture
 
@@ -188,10 +189,19 @@ def _where(notebook: Notebook, analysis: Analysis, value: Observed) -> Location:
     flow = _flow(analysis, value.task)
     refs = [r for r in (*flow.facts.binds, *flow.facts.maybe, *flow.facts.mutates)
             if r.name == value.name]
-    if refs:
-        last = max(refs, key=lambda r: (r.cell, r.line, r.col))
-        return Location(notebook.display, last.cell + 1, last.line, last.col)
-    return Location(notebook.display, flow.section.cells[0] + 1)
+    return _in_task(notebook, flow, max(refs, key=_place) if refs else None)
+
+
+def _place(ref: Ref) -> tuple[int, int, int]:
+    return ref.cell, ref.line, ref.col
+
+
+def _in_task(notebook: Notebook, flow: TaskFlow, ref: Ref | None = None) -> Location:
+    """At ``ref``, else at the task's first cell (what happened has no place in
+    its code: a draw inside a module, a rebinding through ``globals()``)."""
+    if ref is None:
+        return Location(notebook.display, flow.section.cells[0] + 1)
+    return Location(notebook.display, ref.cell + 1, ref.line, ref.col)
 
 
 def _flow(analysis: Analysis, task: str) -> TaskFlow:
@@ -224,19 +234,26 @@ def unseeded_draws(runs: list[Capture], points) -> dict[str, str]:
     start converging to the same clusters twice).  One run shows nothing: no
     finding rather than a guess.
     """
-    bids = {(task, side): bid for bid, (task, side, _, _) in enumerate(points)}
-    first, others = runs[0], runs[1:]
+    first, *others = [_around(run.rng, points) for run in runs]
     found: dict[str, str] = {}
-    for (task, side), bid in bids.items():
-        if side != "output" or (task, "input") not in bids:
-            continue
-        before, after = first.rng.get(bids[task, "input"], {}), first.rng.get(bid, {})
+    for task, (before, after) in first.items():
         for generator, (state, fresh) in sorted(after.items()):
             drew = before[generator][0] != state if generator in before else not fresh
-            if drew and any(run.rng.get(bid, {}).get(generator, (state,))[0] != state
-                            for run in others):
+            if drew and any(other[task][1].get(generator, (state,))[0] != state
+                            for other in others):
                 found[task] = generator
                 break
+    return found
+
+
+def _around(table: dict[int, dict], points) -> dict[str, tuple[dict, dict]]:
+    """task -> (its entry in ``table`` at its input boundary, at its output
+    boundary): what one run saw change while the task ran."""
+    found: dict[str, tuple[dict, dict]] = {}
+    for bid, (task, side, _, _) in enumerate(points):
+        before, after = found.get(task, ({}, {}))
+        entry = table.get(bid, {})
+        found[task] = (entry, after) if side == "input" else (before, entry)
     return found
 
 
@@ -278,18 +295,11 @@ def _unstable(recording: Recording, notebook: Notebook, analysis: Analysis,
                 found.append(codes.make("NB604", _where(notebook, analysis, value),
                                         detail=value.name, other=f"task {flow.name}"))
         if flow.name in drawing and len(found) == before:
-            found.append(codes.make("NB609", _first_draw(notebook, flow),
+            # at the first draw the analysis saw, if any (it may be in a module)
+            first_draw = min(flow.facts.draws, key=_place, default=None)
+            found.append(codes.make("NB609", _in_task(notebook, flow, first_draw),
                                     detail=flow.name, other=drawing[flow.name]))
     return found
-
-
-def _first_draw(notebook: Notebook, flow: TaskFlow) -> Location:
-    """Where the analysis saw the task draw, else its first cell (the draw may be
-    inside a local module)."""
-    if flow.facts.draws:
-        ref = min(flow.facts.draws, key=lambda r: (r.cell, r.line, r.col))
-        return Location(notebook.display, ref.cell + 1, ref.line, ref.col)
-    return Location(notebook.display, flow.section.cells[0] + 1)
 
 
 def _disagreements(first: Capture, points, notebook: Notebook,
@@ -297,9 +307,9 @@ def _disagreements(first: Capture, points, notebook: Notebook,
     """NB606: the run rebound a name in a task whose code, as analysed, does not
     bind it, and a later task reads that name."""
     found = []
-    ids = {(task, side): first.ids.get(bid, {}) for bid, (task, side, _, _) in enumerate(points)}
+    ids = _around(first.ids, points)
     for i, flow in enumerate(analysis.tasks):
-        before, after = ids.get((flow.name, "input"), {}), ids.get((flow.name, "output"), {})
+        before, after = ids.get(flow.name, ({}, {}))
         changed = {n for n, ident in after.items() if before.get(n) != ident}
         changed |= set(before) - set(after)
         facts = flow.facts
@@ -313,7 +323,7 @@ def _disagreements(first: Capture, points, notebook: Notebook,
                                 None)
                 source = f"from task {producer}" if producer else "from nowhere"
                 found.append(codes.make(
-                    "NB606", Location(notebook.display, flow.section.cells[0] + 1),
+                    "NB606", _in_task(notebook, flow),
                     detail=f"at run time task {flow.name} rebinds `{name}`, which the static "
                            f"analysis did not see; task {readers[0]} reads it and would get "
                            f"it {source} in the pipeline"))
